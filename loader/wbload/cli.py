@@ -1,0 +1,240 @@
+"""The `wbload` command line: parses options, calls the library, prints. Nothing more."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+import redis
+
+from . import __version__
+from .connection import RedisTarget
+from .deploy import apply, plan, pyexecute_args
+from .errors import EXIT_CODE_HELP, ExitCode, RecipeError, WbloadError
+from .parameters import from_environment, parse_assignments, resolve
+from .plan import Action
+from .recipe import load_recipe
+from .redact import redact, url_password
+from .render import RenderedRecipe, render
+from .server import ready_client
+from .status import collect_status
+from .undeploy import undeploy
+
+EXIT_CODES = "\b\nExit codes:\n" + "\n".join(
+    f"  {int(code)}  {text}" for code, text in EXIT_CODE_HELP.items()
+)
+
+
+class WbloadGroup(click.Group):
+    """Turns library errors into one line on stderr and the documented exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except WbloadError as e:
+            _fail(ctx, str(e), e.exit_code)
+        except redis.RedisError as e:
+            _fail(ctx, f"Redis error: {e}", ExitCode.REDIS_UNREACHABLE
+                  if isinstance(e, (redis.ConnectionError, redis.TimeoutError))
+                  else ExitCode.INTERNAL)
+        except Exception as e:  # noqa: BLE001 - last resort: one line, no traceback, no secret
+            if os.environ.get("WBLOAD_DEBUG"):
+                raise
+            _fail(ctx, f"internal error: {type(e).__name__}: {e} "
+                  "(a bug; WBLOAD_DEBUG=1 shows the traceback)", ExitCode.INTERNAL)
+
+
+def _fail(ctx: click.Context, message: str, code: int) -> None:
+    secrets = ctx.meta.get("wbload.secrets", [])
+    click.echo(f"wbload: error: {redact(message, secrets)}", err=True)
+    ctx.exit(int(code))
+
+
+def _secret(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+    """Option callback: remember a URL's password so no message can print it."""
+    for item in value if isinstance(value, (list, tuple)) else [value]:
+        if isinstance(item, str):
+            password = url_password(item.partition("=")[2] or item)
+            if password:
+                ctx.meta.setdefault("wbload.secrets", []).append(password)
+    return value
+
+
+def redis_options(command: Callable) -> Callable:
+    """--redis-url and TLS options, shared by every command that talks to Redis."""
+    options = [
+        click.option("--redis-url", envvar="REDIS_URL", default="redis://localhost:6379",
+                     show_default=True, callback=_secret, show_envvar=True,
+                     help="redis://[user:password@]host:port[/db], rediss:// for TLS."),
+        click.option("--tls-ca-cert", envvar="REDIS_TLS_CA_CERT", show_envvar=True,
+                     type=click.Path(exists=True, dir_okay=False),
+                     help="CA certificate to verify a rediss:// server."),
+        click.option("--tls-cert", envvar="REDIS_TLS_CERT", show_envvar=True,
+                     type=click.Path(exists=True, dir_okay=False),
+                     help="Client certificate for mutual TLS."),
+        click.option("--tls-key", envvar="REDIS_TLS_KEY", show_envvar=True,
+                     type=click.Path(exists=True, dir_okay=False),
+                     help="Client private key for mutual TLS."),
+        click.option("--timeout", type=click.FloatRange(min=1), default=300.0,
+                     show_default=True,
+                     help="Seconds to wait for one Redis reply (a first deploy installs "
+                          "requirements)."),
+        click.option("--protocol", type=click.Choice(["2", "3"]), default=None, hidden=True),
+    ]
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, redis_url: str, tls_ca_cert: str | None, tls_cert: str | None,
+                tls_key: str | None, timeout: float, protocol: str | None,
+                **kwargs: Any) -> Any:
+        target = RedisTarget(redis_url, tls_ca_cert, tls_cert, tls_key, timeout,
+                             int(protocol) if protocol else None)
+        return command(*args, target=target, **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def recipe_options(command: Callable) -> Callable:
+    """--mongo-url and --param, shared by render and deploy."""
+    command = click.option(
+        "--param", "params", multiple=True, metavar="NAME=VALUE", callback=_secret,
+        help="Set a recipe parameter (repeatable); also WBLOAD_PARAM_<NAME>.")(command)
+    command = click.option(
+        "--mongo-url", envvar="MONGODB_URL", show_envvar=True, callback=_secret,
+        help="MongoDB URL as Redis will reach it; sets the recipe's MONGO_URL.")(command)
+    return command
+
+
+def render_recipes(paths: Sequence[str], mongo_url: str | None,
+                   params: Sequence[str]) -> list[RenderedRecipe]:
+    """Load, check and render every recipe before anything is sent anywhere."""
+    given = parse_assignments(params)
+    recipes = [load_recipe(path) for path in paths]
+    known = set().union(*(r.parameters for r in recipes))
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise RecipeError(f"unknown parameter {unknown[0]}; the recipe has "
+                          f"{', '.join(sorted(known))}")
+    rendered = []
+    for recipe in recipes:
+        values: dict[str, str] = {
+            k: v for k, v in from_environment(os.environ).items() if k in recipe.parameters
+        }
+        if mongo_url is not None:
+            if "MONGO_URL" not in recipe.parameters:
+                raise RecipeError(f"{recipe.path} has no MONGO_URL parameter for --mongo-url")
+            values["MONGO_URL"] = mongo_url
+        values.update({k: v for k, v in given.items() if k in recipe.parameters})
+        rendered.append(render(recipe, resolve(recipe, values)))
+    return rendered
+
+
+@click.group(cls=WbloadGroup, epilog=EXIT_CODES,
+             context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="wbload")
+def main() -> None:
+    """Deploy and operate RedisGears write-behind recipes (Redis JSON -> MongoDB)."""
+
+
+@main.command("render", epilog=EXIT_CODES)
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@recipe_options
+def render_command(recipe: str, mongo_url: str | None, params: Sequence[str]) -> None:
+    """Print the text deploy would push (passwords masked)."""
+    (rendered,) = render_recipes([recipe], mongo_url, params)
+    click.echo(rendered.masked_text, nl=False)
+    click.echo(f"# REQUIREMENTS {' '.join(rendered.requirements)}", err=True)
+
+
+@main.command("deploy", epilog=EXIT_CODES)
+@click.argument("recipes", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@recipe_options
+@redis_options
+@click.option("--force", is_flag=True,
+              help="Replace a newer or equal registered version.")
+@click.option("--dry-run", is_flag=True, help="Show the plan; send nothing.")
+@click.option("--wait", type=click.FloatRange(min=0), default=0.0, metavar="SECONDS",
+              help="Wait up to SECONDS for Redis to accept connections and load its modules.")
+def deploy_command(recipes: Sequence[str], mongo_url: str | None, params: Sequence[str],
+                   target: RedisTarget, force: bool, dry_run: bool, wait: float) -> None:
+    """Register RECIPE(s) in Redis, unless the same version is there already."""
+    rendered_recipes = render_recipes(recipes, mongo_url, params)
+    client = ready_client(target, wait=wait)
+    for rendered in rendered_recipes:
+        deploy_plan = plan(client, rendered, force=force)
+        what = f"{rendered.name} {rendered.version}"
+        if dry_run:
+            sent = "RG.PYEXECUTE <recipe>" + "".join(f" {a}" for a in pyexecute_args(rendered)[2:])
+            click.echo(f"{what}: would {deploy_plan.action.value} ({deploy_plan.reason})"
+                       + (f"; would send {sent}" if deploy_plan.sends_recipe else ""))
+            continue
+        if deploy_plan.action is Action.UP_TO_DATE:
+            click.echo(f"{what}: up to date (nothing sent)")
+            continue
+        if deploy_plan.sends_recipe:
+            click.echo(f"{what}: {deploy_plan.action.value} ({deploy_plan.reason}) ...")
+        outcome = apply(client, deploy_plan)
+        ids = ", ".join(f"{r.reader} {r.id}" for r in outcome.registered.registrations) \
+            if outcome.registered else ""
+        click.echo(f"{what}: registered in {outcome.seconds:.1f}s ({ids})")
+
+
+@main.command("status", epilog=EXIT_CODES)
+@redis_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status_command(target: RedisTarget, as_json: bool) -> None:
+    """Show every write-behind: version, readers, counters, last error, backlog."""
+    statuses = collect_status(ready_client(target))
+    if as_json:
+        click.echo(json.dumps([s.to_dict() for s in statuses], indent=2))
+        return
+    if not statuses:
+        click.echo("no write-behind registered")
+        return
+    rows = [["NAME", "VERSION", "KEYS", "READER", "MODE", "TRIGGERED", "OK", "FAILED",
+             "ABORTED", "BACKLOG", "LAST ERROR"]]
+    for s in statuses:
+        for i, r in enumerate(s.readers):
+            first = i == 0
+            rows.append([
+                s.name if first else "", (s.version or "-") if first else "",
+                f"{s.key_prefix}:*" if first and s.key_prefix else "",
+                r.reader, r.mode, str(r.triggered), str(r.success), str(r.failures),
+                str(r.aborted), str(s.backlog) if r.reader == "StreamReader" else "",
+                r.last_error or "-",
+            ])
+        if not s.complete:
+            rows.append(["", "", "", "(missing a reader: deploy again to repair)"] + [""] * 7)
+    click.echo(_table(rows))
+
+
+@main.command("undeploy", epilog=EXIT_CODES)
+@click.argument("name")
+@redis_options
+def undeploy_command(name: str, target: RedisTarget) -> None:
+    """Unregister write-behind NAME (both readers); keeps changes still waiting."""
+    outcome = undeploy(ready_client(target), name)
+    click.echo(f"{name}: unregistered {', '.join(outcome.unregistered)}")
+    if outcome.waiting:
+        click.echo(f"{name}: {outcome.waiting} change(s) were still waiting; kept in "
+                   f"{', '.join(outcome.kept_streams)} (not yet written to Mongo)",
+                   err=True)
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Carry out a deploy plan: push the recipe with RG.PYEXECUTE and confirm what registered."""
+
+from __future__ import annotations
+
+import ast
+import re
+import time
+from dataclasses import dataclass
+
+import redis
+
+from .errors import DeployFailed, RedisUnreachable, Refused
+from .plan import Action, Plan, plan_deploy
+from .registrations import Registration, WriteBehind, read_registrations, write_behinds
+from .render import RenderedRecipe
+
+_TRACEBACK_LINE = re.compile(r'File "<string>", line (\d+)')
+
+
+@dataclass(frozen=True)
+class DeployOutcome:
+    """What a deploy did: the plan, and the registrations that now exist."""
+
+    plan: Plan
+    registered: WriteBehind | None
+    seconds: float
+
+
+def plan(client: redis.Redis, rendered: RenderedRecipe, force: bool = False) -> Plan:
+    """The plan for `rendered` against what `client`'s server has registered."""
+    return plan_deploy(rendered, read_registrations(client), force=force)
+
+
+def pyexecute_args(rendered: RenderedRecipe) -> list[str]:
+    """The arguments of the RG.PYEXECUTE call that deploys `rendered`."""
+    args = ["RG.PYEXECUTE", rendered.text]
+    if rendered.requirements:
+        args += ["REQUIREMENTS", *rendered.requirements]
+    return args
+
+
+def apply(client: redis.Redis, deploy_plan: Plan) -> DeployOutcome:
+    """Execute `deploy_plan`; raise Refused/DeployFailed, leaving nothing half-registered."""
+    started = time.monotonic()
+    rendered = deploy_plan.rendered
+    if deploy_plan.action is Action.REFUSE:
+        raise Refused(deploy_plan.reason)
+    if not deploy_plan.sends_recipe:
+        return DeployOutcome(deploy_plan, deploy_plan.current, 0.0)
+    for registration in deploy_plan.unregister_first:
+        _unregister(client, registration)
+    try:
+        client.execute_command(*pyexecute_args(rendered))
+    except redis.ResponseError as e:
+        _remove_half_registered(client, rendered)
+        raise _explain(rendered, str(e)) from None
+    except (redis.ConnectionError, redis.TimeoutError) as e:
+        raise RedisUnreachable(
+            f"lost Redis while it ran {rendered.name} ({e}); "
+            "run `wbload status` to see what is registered, then deploy again"
+        ) from None
+    registered = write_behinds(read_registrations(client)).get(rendered.name)
+    if registered is None or not registered.complete or registered.version != rendered.version:
+        _remove_half_registered(client, rendered)
+        raise DeployFailed(
+            f"{rendered.name} {rendered.version}: RG.PYEXECUTE answered OK but the recipe did "
+            "not register both a KeysReader and a StreamReader; check that it calls "
+            "RGJSONWriteBehind (or JSONWriteBehind) with NAME and VERSION"
+        )
+    return DeployOutcome(deploy_plan, registered, time.monotonic() - started)
+
+
+def _unregister(client: redis.Redis, registration: Registration) -> None:
+    try:
+        client.execute_command("RG.UNREGISTER", registration.id)
+    except redis.ResponseError as e:
+        if "not registered" not in str(e):
+            raise
+
+
+def _remove_half_registered(client: redis.Redis, rendered: RenderedRecipe) -> None:
+    """Unregister what a failed run of this version managed to register."""
+    current = write_behinds(read_registrations(client)).get(rendered.name)
+    if current is None or current.complete:
+        return
+    for registration in current.registrations:
+        if registration.version == rendered.version:
+            _unregister(client, registration)
+
+
+def _explain(rendered: RenderedRecipe, reply: str) -> Exception:
+    """One line saying why Redis refused the recipe, and what to do."""
+    what = f"{rendered.name} {rendered.version}"
+    reply = rendered.redact(reply)
+    if "Could not satisfy requirements" in reply:
+        return DeployFailed(
+            f"{what}: Redis could not install the requirements "
+            f"({' '.join(rendered.requirements)}); check their names and versions and that "
+            "the Redis host can reach PyPI (the Redis log has pip's output)"
+        )
+    if "greater or equals current version" in reply:
+        return Refused(
+            f"{what}: rgsync found an equal or newer version registered "
+            "(deployed meanwhile?); run `wbload status`, bump VERSION or use --force"
+        )
+    if reply.startswith("Error type: <class 'SyntaxError'>"):
+        return DeployFailed(f"{what}: Gears' Python could not compile the recipe: {reply}")
+    last, line = _last_traceback_line(reply)
+    if last:
+        where = f" at line {line} of the rendered recipe (see `wbload render`)" if line else ""
+        return DeployFailed(f"{what}: the recipe raised {last}{where}")
+    return DeployFailed(f"{what}: Redis refused the recipe: {reply.splitlines()[0]}")
+
+
+def _last_traceback_line(reply: str) -> tuple[str | None, str | None]:
+    """The exception line and recipe line number out of Gears' str(list of traceback lines)."""
+    try:
+        lines = ast.literal_eval(reply)
+    except (ValueError, SyntaxError):
+        return None, None
+    if not isinstance(lines, list) or not lines:
+        return None, None
+    numbers = [m.group(1) for text in lines for m in _TRACEBACK_LINE.finditer(str(text))]
+    return str(lines[-1]).strip(), (numbers[-1] if numbers else None)

@@ -1,0 +1,66 @@
+"""Errors an operator can act on, each with the exit code the CLI returns for it."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes of the `wbload` command, as listed in `wbload --help`."""
+
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2
+    RECIPE = 3
+    REDIS_UNREACHABLE = 4
+    SERVER_UNSUITABLE = 5
+    REFUSED = 6
+    DEPLOY_FAILED = 7
+    NOT_DEPLOYED = 8
+
+
+EXIT_CODE_HELP = {
+    ExitCode.OK: "success (including 'up to date')",
+    ExitCode.INTERNAL: "unexpected error (a bug: please report it)",
+    ExitCode.USAGE: "bad command line (unknown option, bad URL)",
+    ExitCode.RECIPE: "bad recipe: file missing, syntax error, unknown or bad --param",
+    ExitCode.REDIS_UNREACHABLE: "cannot reach or log in to Redis",
+    ExitCode.SERVER_UNSUITABLE: "Redis lacks RedisGears or RedisJSON",
+    ExitCode.REFUSED: "a newer version is registered (use --force to replace it)",
+    ExitCode.DEPLOY_FAILED: "Redis refused the recipe (requirements, exception, no registration)",
+    ExitCode.NOT_DEPLOYED: "no such registration",
+}
+
+
+class WbloadError(Exception):
+    """An error the operator can fix; `str()` is one line saying what and how."""
+
+    exit_code = ExitCode.INTERNAL
+
+
+class UsageError(WbloadError):
+    exit_code = ExitCode.USAGE
+
+
+class RecipeError(WbloadError):
+    exit_code = ExitCode.RECIPE
+
+
+class RedisUnreachable(WbloadError):
+    exit_code = ExitCode.REDIS_UNREACHABLE
+
+
+class ServerUnsuitable(WbloadError):
+    exit_code = ExitCode.SERVER_UNSUITABLE
+
+
+class Refused(WbloadError):
+    exit_code = ExitCode.REFUSED
+
+
+class DeployFailed(WbloadError):
+    exit_code = ExitCode.DEPLOY_FAILED
+
+
+class NotDeployed(WbloadError):
+    exit_code = ExitCode.NOT_DEPLOYED

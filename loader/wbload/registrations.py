@@ -1,0 +1,152 @@
+"""What RedisGears has registered, read from `RG.DUMPREGISTRATIONS` (RESP2 or RESP3)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+KEYS_READER = "KeysReader"
+STREAM_READER = "StreamReader"
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One Gears registration, with the name/version rgsync writes into its desc."""
+
+    id: str
+    reader: str
+    name: str | None
+    version: str | None
+    mode: str
+    triggered: int = 0
+    success: int = 0
+    failures: int = 0
+    aborted: int = 0
+    last_error: str | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def write_behind_name(self) -> str | None:
+        """`Movies` for a registration named `Movies.KeysReader` or `Movies.StreamReader`."""
+        for suffix in (f".{KEYS_READER}", f".{STREAM_READER}"):
+            if self.name and self.name.endswith(suffix):
+                return self.name[: -len(suffix)]
+        return None
+
+    @property
+    def key_pattern(self) -> str | None:
+        return _text(self.args.get("regex"))
+
+    @property
+    def stream_pattern(self) -> str | None:
+        return _text(self.args.get("stream"))
+
+
+@dataclass(frozen=True)
+class WriteBehind:
+    """An rgsync write-behind: its KeysReader and StreamReader registrations."""
+
+    name: str
+    keys_reader: Registration | None
+    stream_reader: Registration | None
+
+    @property
+    def registrations(self) -> list[Registration]:
+        return [r for r in (self.keys_reader, self.stream_reader) if r is not None]
+
+    @property
+    def versions(self) -> set[str | None]:
+        return {r.version for r in self.registrations}
+
+    @property
+    def version(self) -> str | None:
+        """The version both readers agree on (None if they differ or have none)."""
+        versions = self.versions
+        return versions.pop() if len(versions) == 1 else None
+
+    @property
+    def complete(self) -> bool:
+        return self.keys_reader is not None and self.stream_reader is not None
+
+    @property
+    def key_prefix(self) -> str | None:
+        pattern = self.keys_reader.key_pattern if self.keys_reader else None
+        return pattern[:-2] if pattern and pattern.endswith(":*") else pattern
+
+
+def read_registrations(client: redis.Redis) -> list[Registration]:
+    """Every registration on the server, oldest id first."""
+    reply = client.execute_command("RG.DUMPREGISTRATIONS")
+    registrations = [_registration(entry) for entry in reply or []]
+    return sorted(registrations, key=lambda r: _id_order(r.id))
+
+
+def write_behinds(registrations: list[Registration]) -> dict[str, WriteBehind]:
+    """rgsync write-behind pairs by name (a half-registered pair has one reader None)."""
+    grouped: dict[str, dict[str, Registration]] = {}
+    for registration in registrations:
+        name = registration.write_behind_name
+        if name is not None:
+            grouped.setdefault(name, {})[registration.reader] = registration
+    return {
+        name: WriteBehind(name, readers.get(KEYS_READER), readers.get(STREAM_READER))
+        for name, readers in sorted(grouped.items())
+    }
+
+
+def _registration(entry: Any) -> Registration:
+    top = _pairs(entry)
+    data = _pairs(top.get("RegistrationData") or [])
+    desc = _desc(_text(top.get("desc")))
+    error = _text(data.get("lastError"))
+    return Registration(
+        id=_text(top.get("id")) or "",
+        reader=_text(top.get("reader")) or "",
+        name=_text(desc.get("name")),
+        version=_text(desc.get("version")),
+        mode=_text(data.get("mode")) or "",
+        triggered=_int(data.get("numTriggered")),
+        success=_int(data.get("numSuccess")),
+        failures=_int(data.get("numFailures")),
+        aborted=_int(data.get("numAborted")),
+        last_error=error or None,
+        args=_pairs(data.get("args") or []),
+    )
+
+
+def _pairs(flat: Any) -> dict[str, Any]:
+    if isinstance(flat, dict):  # a RESP3 client may already hand out a map
+        return {_text(k) or "": v for k, v in flat.items()}
+    items = list(flat)
+    return {_text(items[i]) or "": items[i + 1] for i in range(0, len(items) - 1, 2)}
+
+
+def _desc(text: str | None) -> dict[str, Any]:
+    try:
+        desc = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return desc if isinstance(desc, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(float(_text(value) or 0))
+    except ValueError:
+        return 0
+
+
+def _id_order(registration_id: str) -> tuple[str, int]:
+    head, _, tail = registration_id.rpartition("-")
+    return (head, int(tail)) if tail.isdigit() else (registration_id, 0)

@@ -1,0 +1,23 @@
+"""The Redis Streams that carry changes from a KeysReader to its StreamReader."""
+
+from __future__ import annotations
+
+import redis
+
+
+def stream_keys(client: redis.Redis, pattern: str) -> list[str]:
+    """The stream keys matching a StreamReader's `stream` pattern."""
+    return sorted(client.scan_iter(match=pattern, count=1000, _type="stream"))
+
+
+def backlog(client: redis.Redis, pattern: str | None) -> int:
+    """How many changes wait in the streams matching `pattern` (0 without a pattern)."""
+    if not pattern:
+        return 0
+    keys = stream_keys(client, pattern)
+    if not keys:
+        return 0
+    with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.xlen(key)
+        return sum(int(n) for n in pipe.execute())

@@ -1,0 +1,35 @@
+"""Write-behind of the movie catalogue: Redis JSON at MovieEntity:<id> -> MongoDB `movies`.
+
+Deploy with `wbload deploy recipes/movies.py --mongo-url mongodb://...`; every parameter
+below can be set with `--param NAME=value` (or WBLOAD_PARAM_NAME). wbload inlines the
+`common/` modules imported below, because RedisGears executes a single text.
+"""
+
+# --- parameters ----------------------------------------------------------------------------
+MONGO_URL = 'mongodb://localhost:27017'
+MONGO_DATABASE = 'dbSpeedMernDemo'
+MONGO_COLLECTION = 'movies'
+KEY_FIELD = 'movieId'
+KEY_PREFIX = 'MovieEntity'
+NAME = 'MoviesWriteBehind'
+VERSION = '1.0.0'
+BATCH_SIZE = 100
+BATCH_DURATION_MS = 100
+RETRY_INTERVAL_S = 5
+DEAD_LETTER_STREAM = 'wbload:dead-letter:MoviesWriteBehind'
+
+# Installed by Gears before the code runs; the last pin wins, and pymongo 4.1.1 (rgsync's
+# pin) cannot talk to MongoDB servers that need wire version 17+.
+REQUIREMENTS = ['rgsync', 'pymongo==4.7.3']
+
+# --- sink ----------------------------------------------------------------------------------
+from common.json_write_behind import JSONWriteBehind  # noqa: E402
+from common.mongo_sink import MongoSink  # noqa: E402
+
+movies = MongoSink(MONGO_URL, MONGO_DATABASE, MONGO_COLLECTION, KEY_FIELD,
+                   dead_letter_stream=DEAD_LETTER_STREAM)
+
+# --- registration --------------------------------------------------------------------------
+JSONWriteBehind(GB, keysPrefix=KEY_PREFIX, connector=movies, name=NAME, version=VERSION,  # noqa: F821
+                batch=BATCH_SIZE, duration=BATCH_DURATION_MS,
+                onFailedRetryInterval=RETRY_INTERVAL_S)
