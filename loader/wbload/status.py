@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from dataclasses import asdict, dataclass
 
 import redis
@@ -77,8 +78,12 @@ def one_line(text: str | None, limit: int = 200) -> str | None:
     """The last meaningful line of an error (Gears keeps whole tracebacks), shortened."""
     if not text:
         return None
-    lines = [line.strip() for line in str(text).replace("\\n", "\n").splitlines()]
-    lines = [line for line in lines if line and line not in ("']", "'")]
-    line = lines[-1] if lines else str(text)
-    line = line.strip(" '\",[]")
+    try:
+        parsed = ast.literal_eval(text)  # Gears' str() of a list of traceback lines
+    except (ValueError, SyntaxError):
+        parsed = None
+    if isinstance(parsed, list) and parsed:
+        text = "".join(str(line) for line in parsed)
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    line = lines[-1] if lines else str(text).strip()
     return line if len(line) <= limit else line[: limit - 3] + "..."
