@@ -1,0 +1,167 @@
+"""One Bench per pytest run: starts servers on first use, knows their logs, stops them all."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from . import selection
+from .containers import MONGO_ALIAS, Containers
+from .servers import HOST, ServerProcess, mongo_wire_server, redis_server, stop_popen, tail, track
+from .targets import GearsTarget, MongoTarget, redis_client
+
+LAUNCHER = Path(__file__).resolve().parents[1] / "gears_standin" / "launch.py"
+
+
+def _load_launcher() -> ModuleType:
+    """The stand-in's stdlib-only launcher, loaded from its file (tests/ need not be a package)."""
+    spec = importlib.util.spec_from_file_location("wbload_gears_standin_launch", LAUNCHER)
+    if spec is None or spec.loader is None or not LAUNCHER.is_file():
+        raise FileNotFoundError(f"RedisGears stand-in launcher missing: {LAUNCHER}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _wait_for_ping(url: str, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with redis_client(url, socket_timeout=2) as client:
+                client.ping()
+            return
+        except Exception as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no PING reply from {url}; log {log}:\n{tail(log)}") from exc
+            time.sleep(0.1)
+
+
+class Bench:
+    """Starts servers on first use; `close()` stops all of them, newest first."""
+
+    def __init__(self, env: Mapping[str, str] = os.environ) -> None:
+        self.env = env
+        self._root: Path | None = None
+        self._made: dict[str, tuple[Any, BaseException | None]] = {}
+        self._logs: dict[str, Callable[[int], str]] = {}
+        self._closers: list[Callable[[], None]] = []
+        self._containers: Containers | None = None
+
+    @property
+    def root(self) -> Path:
+        """This run's folder of server logs and data (kept after the run)."""
+        if self._root is None:
+            parent = self.env.get("WBLOAD_TEST_LOG_DIR") or None
+            if parent:
+                Path(parent).mkdir(parents=True, exist_ok=True)
+            self._root = Path(tempfile.mkdtemp(prefix="wbload-bench-", dir=parent))
+        return self._root
+
+    def _once(self, key: str, make: Callable[[], Any]) -> Any:
+        """make() on first call; later calls return its result or re-raise its failure."""
+        if key not in self._made:
+            try:
+                self._made[key] = (make(), None)
+            except BaseException as exc:
+                self._made[key] = (None, exc)
+                raise
+        value, error = self._made[key]
+        if error is not None:
+            raise RuntimeError(f"bench: {key} failed to start earlier: {error}") from error
+        return value
+
+    def _local(self, server: ServerProcess) -> ServerProcess:
+        server.start()
+        self._closers.append(server.stop)
+        self._logs[server.name] = server.log_tail
+        return server
+
+    def _docker(self) -> Containers:
+        if self._containers is None:
+            self._containers = Containers()
+            self._closers.append(self._containers.close)
+        return self._containers
+
+    @property
+    def gears_kind(self) -> str:
+        return self._once("gears selection", lambda: selection.gears_kind(self.env))
+
+    @property
+    def gears(self) -> GearsTarget:
+        return self._once("gears", self._start_gears)
+
+    @property
+    def mongo(self) -> MongoTarget:
+        return self._once("mongo", self._start_mongo)
+
+    @property
+    def plain_redis(self) -> ServerProcess:
+        return self._once("plain redis", lambda: self.redis("plain-redis", appendonly=False))
+
+    def redis(
+        self, name: str, appendonly: bool = True, workdir: Path | None = None
+    ) -> ServerProcess:
+        """An extra Redis + RedisJSON (AOF by default), stopped with the bench."""
+        return self._local(redis_server(name, workdir or self.root / name, appendonly=appendonly))
+
+    def _start_gears(self) -> GearsTarget:
+        kind = self.gears_kind
+        if kind == "real":
+            url = self.env[selection.REDIS_URL]
+            described = f"RedisGears at {selection.redact(url)} ({selection.REDIS_URL})"
+            return GearsTarget(url, kind, described)
+        if kind == "testcontainers":
+            server = self._docker().gears()
+            self._logs["gears container"] = server.log_tail
+            described = f"container {server.container.image} at {server.url}"
+            return GearsTarget(server.url, kind, described)
+        upstream = self.redis("gears-upstream-redis", appendonly=False)
+        log = self.root / "standin" / "standin.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        url, proc = _load_launcher().start_standin(HOST, upstream.port, str(log))
+        track(proc)
+        self._closers.append(lambda: stop_popen(proc))
+        self._logs["gears stand-in"] = lambda n: tail(log, n)
+        _wait_for_ping(url, 60, log)
+        return GearsTarget(url, kind, f"RedisGears stand-in at {url} in front of {upstream.url}")
+
+    def _start_mongo(self) -> MongoTarget:
+        env, source = self.env, selection.mongo_source(self.gears_kind, self.env)
+        from_redis = env.get(selection.MONGO_URL_FROM_REDIS) or None
+        if source == "external":
+            url = env[selection.MONGO_URL]
+            described = f"MongoDB at {selection.redact(url)} ({selection.MONGO_URL})"
+            return MongoTarget("external", described, url=url, url_from_redis=from_redis)
+        if source == "testcontainers":
+            server = self._docker().mongo()
+            self._logs["mongo container"] = server.log_tail
+            from_redis = from_redis or f"mongodb://{MONGO_ALIAS}:27017"
+            described = f"container {server.container.image} at {server.url} ({from_redis} in-net)"
+            return MongoTarget(source, described, url_from_redis=from_redis, server=server)
+        local = self._local(mongo_wire_server("mongo", self.root / "mongo"))
+        described = f"{local.kind} at {local.url}"
+        return MongoTarget(local.kind, described, url_from_redis=from_redis, server=local)
+
+    def log_tails(self, lines: int = 40) -> list[tuple[str, str]]:
+        """(server name, last lines of its log) for every server started so far."""
+        out = []
+        for name, read in self._logs.items():
+            try:
+                out.append((name, read(lines)))
+            except Exception as exc:  # a log we cannot read must not hide the test's failure
+                out.append((name, f"<log unavailable: {exc}>"))
+        return out
+
+    def close(self) -> None:
+        while self._closers:
+            try:
+                self._closers.pop()()
+            except Exception as exc:
+                print(f"bench: error while stopping a server: {exc}")
+

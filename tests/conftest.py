@@ -1,0 +1,123 @@
+"""Test bench fixtures: RedisGears, MongoDB and plain Redis for the run (see tests/README.md)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from pymongo.database import Database
+
+from bench import describe, gears_ops
+from bench.servers import ServerProcess
+from bench.session import Bench
+from bench.targets import GearsTarget, MongoTarget
+
+BENCH_KEY = pytest.StashKey[Bench]()
+BENCH_FIXTURES = frozenset(
+    {"bench", "gears", "mongo", "plain_redis", "redis_factory", "gears_clean", "mongo_db"}
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[BENCH_KEY] = Bench()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    bench = config.stash.get(BENCH_KEY, None)
+    if bench is not None:
+        bench.close()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    """Start the bench up front and say which servers (and versions) this run uses."""
+    if config.option.collectonly or "not e2e" in (config.option.markexpr or ""):
+        return None
+    bench = config.stash[BENCH_KEY]
+    lines = [f"bench logs: {bench.root}"]
+    for label, start, versions in (
+        ("gears", lambda: bench.gears, lambda t: describe.redis_versions(t.url)),
+        ("mongo", lambda: bench.mongo, describe.mongo_version),
+    ):
+        try:
+            target = start()
+        except Exception as exc:
+            lines.append(f"bench {label}: FAILED TO START: {exc}")
+            continue
+        try:
+            detail = versions(target)
+        except Exception as exc:
+            detail = f"version unknown ({exc})"
+        lines.append(f"bench {label}: {target.kind}: {target.description}; {detail}")
+    return lines
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses the bench is e2e even if it forgot the mark (so `-m 'not e2e'` works)."""
+    for item in items:
+        if BENCH_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """On a failing bench test, append the tail of every server log to the report."""
+    report = yield
+    if report.failed and BENCH_FIXTURES & set(getattr(item, "fixturenames", ())):
+        bench = item.config.stash[BENCH_KEY]
+        for name, text in bench.log_tails():
+            report.sections.append((f"bench log: {name} (last lines; all in {bench.root})", text))
+    return report
+
+
+@pytest.fixture(scope="session")
+def bench(pytestconfig: pytest.Config) -> Bench:
+    return pytestconfig.stash[BENCH_KEY]
+
+
+@pytest.fixture(scope="session")
+def gears(bench: Bench) -> GearsTarget:
+    """Redis + RedisGears 1.2 + RedisJSON: `.url`, `.kind`, `.description`, `.client()`."""
+    return bench.gears
+
+
+@pytest.fixture(scope="session")
+def mongo(bench: Bench) -> MongoTarget:
+    """MongoDB-wire: `.url`, `.url_from_redis`, `.kind`; `.stop()`/`.start()` if `.can_restart`."""
+    return bench.mongo
+
+
+@pytest.fixture(scope="session")
+def plain_redis(bench: Bench) -> ServerProcess:
+    """Redis + RedisJSON without Gears (`.url`), shared by the session."""
+    return bench.plain_redis
+
+
+@pytest.fixture(scope="session")
+def redis_factory(bench: Bench) -> Callable[..., ServerProcess]:
+    """`redis_factory(name, appendonly=True, workdir=None)`: extra restartable Redis+RedisJSON."""
+    return bench.redis
+
+
+@pytest.fixture
+def gears_clean(gears: GearsTarget) -> Iterator[redis.Redis]:
+    """A client (str replies, RESP2) of the gears Redis, emptied of registrations and keys."""
+    client = gears.client()
+    gears_ops.reset(client)
+    yield client
+    gears_ops.reset(client)  # no recipe of this test keeps retrying behind later tests
+    client.close()
+
+
+@pytest.fixture
+def mongo_db(mongo: MongoTarget) -> Iterator[Database[dict[str, Any]]]:
+    """A fresh, uniquely named database (`.name`), dropped after the test."""
+    mongo.ensure_running()
+    client = mongo.client()
+    db = client[f"wbtest_{uuid.uuid4().hex[:12]}"]
+    yield db
+    mongo.ensure_running()
+    client.drop_database(db.name)
+    client.close()
