@@ -16,9 +16,6 @@ from bench.session import Bench
 from bench.targets import GearsTarget, MongoTarget
 
 BENCH_KEY = pytest.StashKey[Bench]()
-BENCH_FIXTURES = frozenset(
-    {"bench", "gears", "mongo", "plain_redis", "redis_factory", "gears_clean", "mongo_db"}
-)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -54,18 +51,11 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     return lines
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test that uses the bench is e2e even if it forgot the mark (so `-m 'not e2e'` works)."""
-    for item in items:
-        if BENCH_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.e2e)
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """On a failing bench test, append the tail of every server log to the report."""
+    """On a failing e2e test, append the tail of every server log to the report."""
     report = yield
-    if report.failed and BENCH_FIXTURES & set(getattr(item, "fixturenames", ())):
+    if report.failed and item.get_closest_marker("e2e") is not None:
         bench = item.config.stash[BENCH_KEY]
         for name, text in bench.log_tails():
             report.sections.append((f"bench log: {name} (last lines; all in {bench.root})", text))
