@@ -1,0 +1,603 @@
+"""The engine: sessions, registrations, executions and the RG.* commands.
+
+Keyspace events come from one upstream connection subscribed to ``__keyevent@*__:*``; a
+single dispatcher thread runs KeysReader registrations serially, in Redis' order (like
+Gears' one thread).  Sync registrations are kept in step with client replies by *fences*: a
+client handler that forwarded writes publishes a token on ``fence_channel`` on its own
+upstream connection and holds the replies until the dispatcher has seen the token; Redis
+delivers notifications in command order, so every event those writes caused came first.
+"""
+import binascii
+import logging
+import os
+import resource
+import sys
+import threading
+import time
+import traceback
+
+import cloudpickle
+import hiredis
+
+from . import runtime
+from .readers import KeysRegistration, StreamRegistration, key_matches
+from .requirements import RequirementError, Requirements
+from .resp import Conn, Err, ReplyError, Status, encode
+
+log = logging.getLogger("gears_standin.engine")
+
+NODE_ID = "0" * 40
+CONFIG = {
+    "MaxExecutions": 1000, "MaxExecutionsPerRegistration": 100, "ProfileExecutions": 0,
+    "PythonAttemptTraceback": 1, "ExecutionThreads": 3, "ExecutionMaxIdleTime": 5000,
+    "PythonInstallReqMaxIdleTime": 30000, "SendMsgRetries": 3, "CreateVenv": 1,
+    "DownloadDeps": 1, "ForceDownloadDepsOnEnterprise": 0,
+}
+KEYS_ARGS = ("eventTypes", "keyTypes", "readValue", "commands")
+KEY_TYPES = ("string", "list", "hash", "set", "zset", "module", "stream")
+
+
+class Session(object):
+    def __init__(self, name, desc, reqs, installation_needed):
+        self.name = name
+        self.desc = desc
+        self.reqs = reqs
+        self.installation_needed = installation_needed
+        self.registrations = []
+
+    def pd(self):
+        regs = ",".join("'%s'" % r for r in self.registrations)
+        deps = ",".join(r.to_str() for r in self.reqs)
+        return ("{'sessionName':'%s', 'sessionDescription':'%s', 'refCount': %d, "
+                "'linkedTo': primary, 'dead': false, 'isInstallationNeeded':%d, "
+                "'registrationsList':[%s], 'depsList':[%s]}" % (
+                    self.name, self.desc if self.desc is not None else "null",
+                    max(1, len(self.registrations)), 1 if self.installation_needed else 0,
+                    regs, deps))
+
+
+class ExecCtx(object):
+    """What one RG.PYEXECUTE collects while its script runs."""
+
+    def __init__(self, session):
+        self.session = session
+        self.pending = []
+        self.run_reply = None
+
+
+class Engine(object):
+    def __init__(self, host, port, password=None, username=None):
+        self.host, self.port = host, port
+        self.password, self.username = password, username
+        self.config = dict(CONFIG)
+        self.reqs = Requirements()
+        self.lock = threading.RLock()      # registries
+        self.py_lock = threading.RLock()   # one RG.PYEXECUTE at a time
+        self._tls = threading.local()
+        self.fep_counter = 0
+        self.ep_counter = 0
+        self.executions = []
+        self.sessions = {}
+        self.registrations = {}            # id -> Registration, in registration order
+        self.fence_channel = "__gears_standin__:fence:%d:%s" % (
+            os.getpid(), binascii.hexlify(os.urandom(4)).decode())
+        self.fences = {}
+        self.fence_counter = 0
+        self.listener_ready = threading.Event()
+        self.stopping = False
+        runtime.ENGINE = self
+        self.initial_modules = set(sys.modules)
+
+    # ------------------------------------------------------------ upstream
+    def connect(self, timeout=None):
+        return Conn(self.host, self.port, self.password, self.username, timeout=timeout)
+
+    def thread_conn(self):
+        conn = getattr(self._tls, "conn", None)
+        if conn is None:
+            conn = self._tls.conn = self.connect()
+        return conn
+
+    def drop_thread_conn(self):
+        conn = getattr(self._tls, "conn", None)
+        if conn is not None:
+            conn.close()
+        self._tls.conn = None
+
+    def call(self, *args):
+        """A command for the engine itself, on this thread's connection (one reconnect)."""
+        for attempt in (1, 2):
+            try:
+                return self.thread_conn().call(*args)
+            except (OSError, ConnectionError):
+                self.drop_thread_conn()
+                if attempt == 2:
+                    raise
+                time.sleep(0.2)
+
+    # ------------------------------------------------------------ ids & executions
+    def new_fep_id(self):
+        with self.lock:
+            self.fep_counter += 1
+            return "%s-%d" % (NODE_ID, self.fep_counter)
+
+    def record_execution(self, registered):
+        with self.lock:
+            self.ep_counter += 1
+            self.executions.append(("%s-%d" % (NODE_ID, self.ep_counter), int(registered)))
+            del self.executions[:-self.config["MaxExecutions"]]
+
+    # ------------------------------------------------------------ listener / dispatcher
+    def start(self):
+        threading.Thread(target=self._listen, name="dispatcher", daemon=True).start()
+        if not self.listener_ready.wait(10):
+            raise RuntimeError("could not subscribe to keyspace events on the upstream")
+
+    def _listen(self):
+        first = True
+        while not self.stopping:
+            try:
+                conn = self.connect()
+                conn.call("CONFIG", "SET", "notify-keyspace-events", "KEA")
+                conn.call("CONFIG", "SET", "client-output-buffer-limit", "pubsub 0 0 0")
+                conn.send(["PSUBSCRIBE", "__keyevent@*__:*"], ["SUBSCRIBE", self.fence_channel])
+                conn.read()
+                conn.read()
+                if not first:
+                    log.warning("re-subscribed to the upstream; rescanning stream registrations")
+                    for reg in self._regs(StreamRegistration):
+                        reg.rescan()
+                first = False
+                self.listener_ready.set()
+                while True:
+                    self._dispatch(conn.read())
+            except (OSError, ConnectionError) as e:
+                log.warning("keyspace listener lost the upstream (%s); reconnecting", e)
+                self._release_fences()
+                time.sleep(0.5)
+            except Exception:
+                log.exception("dispatcher crashed; restarting it")
+                self._release_fences()
+                time.sleep(0.5)
+
+    def _dispatch(self, msg):
+        kind = msg[0]
+        if kind == b"pmessage":
+            channel, key = msg[2], msg[3]
+            event = channel.split(b":", 1)[1].decode("utf-8", "replace")
+            try:
+                key = key.decode("utf-8")
+            except UnicodeDecodeError:
+                key = key.decode("utf-8", "surrogateescape")
+            self.on_key_event(event, key)
+        elif kind == b"message" and msg[1] == self.fence_channel.encode():
+            ev = self.fences.pop(int(msg[2]), None)
+            if ev is not None:
+                ev.set()
+
+    def on_key_event(self, event, key):
+        for reg in self._regs(KeysRegistration):
+            if reg.stopped:
+                continue
+            try:
+                if reg.should_fire(event, key):
+                    reg.trigger(event, key)
+            except Exception:
+                log.exception("KeysReader %s failed on %s %s", reg.id, event, key)
+        if event == "xadd":
+            for reg in self._regs(StreamRegistration):
+                if key_matches(reg.args["prefix"], key):
+                    reg.on_xadd(key)
+
+    def _regs(self, cls):
+        with self.lock:
+            return [r for r in self.registrations.values() if isinstance(r, cls)]
+
+    def fence_needed(self):
+        with self.lock:
+            return any(isinstance(r, KeysRegistration) and r.mode == "sync"
+                       for r in self.registrations.values())
+
+    def new_fence(self):
+        with self.lock:
+            self.fence_counter += 1
+            ev = threading.Event()
+            self.fences[self.fence_counter] = ev
+            return self.fence_counter, ev
+
+    def _release_fences(self):
+        with self.lock:
+            fences, self.fences = self.fences, {}
+        for ev in fences.values():
+            ev.set()
+
+    # ------------------------------------------------------------ commands
+    def command(self, args):
+        """Reply object for an RG.* command, or None to forward it upstream."""
+        name = args[0].decode("utf-8", "replace").upper()
+        handler = getattr(self, "cmd_" + name[3:].lower(), None) if name.startswith("RG.") \
+            else None
+        if handler is None:
+            return None
+        try:
+            return handler(args[1:])
+        except Exception as e:
+            log.exception("%s failed", name)
+            return Err("stand-in internal error: %s" % e)
+
+    def internal_command(self, parts):
+        """RG.* called through execute() from a recipe: the RESP2 reply it would parse."""
+        args = [p if isinstance(p, bytes) else p.encode("utf-8") for p in parts]
+        reply = self.command(args)
+        if reply is None:
+            return self.thread_conn().call(*parts)
+        reader = hiredis.Reader(replyError=ReplyError)
+        reader.feed(encode(reply, resp3=False))
+        return reader.gets()
+
+    @staticmethod
+    def _str(args):
+        return [a.decode("utf-8", "replace") for a in args]
+
+    @staticmethod
+    def _arity(name):
+        return Err("ERR wrong number of arguments for '%s' command" % name)
+
+    def cmd_pyexecute(self, args):
+        if not args:
+            return self._arity("rg.pyexecute")
+        return self.pyexecute(self._str(args))
+
+    def cmd_dumpregistrations(self, args):
+        with self.lock:
+            regs = list(self.registrations.values())
+        out = []
+        for reg in reversed(regs):
+            out.append(["id", reg.id, "reader", reg.reader, "desc", reg.desc,
+                        "RegistrationData", reg.registration_data(), "PD", reg.session.pd(),
+                        "ExecutionThreadPool", "DefaultPool"])
+        return out
+
+    def cmd_unregister(self, args):
+        if len(args) not in (1, 2):
+            return self._arity("rg.unregister")
+        if not self.unregister(args[0].decode("utf-8", "replace")):
+            return Err("execution is not registered")
+        return Status("OK")
+
+    def cmd_dumpexecutions(self, args):
+        with self.lock:
+            execs = list(self.executions)
+        return [["executionId", eid, "status", "done", "registered", reg]
+                for eid, reg in reversed(execs)]
+
+    def cmd_pydumpreqs(self, args):
+        return self.reqs.dump()
+
+    def cmd_pydumpsessions(self, args):
+        with self.lock:
+            sessions = list(self.sessions.values())
+        return [["ID", s.name, "sessionDescription", s.desc, "refCount",
+                 max(1, len(s.registrations)), "linked", "primary", "dead", "false",
+                 "requirementInstallationNeeded", int(s.installation_needed),
+                 "requirements", [r.name for r in s.reqs],
+                 "registrations", list(s.registrations)] for s in sessions]
+
+    def cmd_pyexportreq(self, args):
+        if len(args) != 1:
+            return self._arity("rg.pyexportreq")
+        try:
+            meta, chunks = self.reqs.export(args[0].decode("utf-8"))
+        except RequirementError as e:
+            return Err(str(e))
+        return [meta, chunks]
+
+    def cmd_pyimportreq(self, args):
+        try:
+            self.reqs.import_(b"".join(args))
+        except RequirementError as e:
+            return Err(str(e))
+        return Status("OK")
+
+    def cmd_configget(self, args):
+        out = []
+        for key in self._str(args):
+            val = self.config.get(key)
+            out.append(Err("Unsupported config parameter: %s" % key) if val is None else val)
+        return out
+
+    def cmd_configset(self, args):
+        args = self._str(args)
+        out = []
+        for i in range(0, len(args) - 1, 2):
+            known = args[i] in self.config
+            self.config[args[i]] = int(args[i + 1]) if args[i + 1].isdigit() else args[i + 1]
+            out.append(Status("OK" if known else "OK - value was saved in extra config "
+                                                  "dictionary"))
+        return out
+
+    def cmd_infocluster(self, args):
+        return "no cluster mode"
+
+    def cmd_pystats(self, args):
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        return ["TotalAllocated", rss, "PeakAllocated", rss, "CurrAllocated", rss]
+
+    def cmd_refreshcluster(self, args):
+        return Status("OK")
+
+    # ------------------------------------------------------------ PYEXECUTE
+    def pyexecute(self, args):
+        script = args[0]
+        name = desc = None
+        upgrade = force = blocking_off = False
+        i = 1
+        while i < len(args):
+            opt = args[i].upper()
+            if opt == "UNBLOCKING":
+                blocking_off = True
+            elif opt == "UPGRADE":
+                upgrade = True
+            elif opt == "FORCE_REINSTALL_REQUIREMENTS":
+                force = True
+            elif opt in ("ID", "DESCRIPTION"):
+                if i + 1 >= len(args):
+                    return Err("%s is missing" % opt)
+                i += 1
+                if opt == "ID":
+                    name = args[i]
+                    ok = all(c.isalnum() and c.isascii() or c in "-_" for c in name)
+                    if not ok:
+                        return Err("ID must be compose of: ['A'-'Z' | 'a'-'z' | '0' - '9' | "
+                                   "'-' | '_']")
+                else:
+                    desc = args[i]
+            else:
+                break
+            i += 1
+        req_names = []
+        if i < len(args):
+            if args[i].upper() != "REQUIREMENTS":
+                return Err("Unknown arguments were given: %s" % args[i])
+            req_names = args[i + 1:]
+        name = name or binascii.hexlify(os.urandom(20)).decode()
+
+        with self.py_lock:
+            old = self.sessions.get(name)
+            if old is not None and not upgrade:
+                return Err("Session %s already exists" % name)
+            reqs, needed = self.reqs.for_session(req_names, force)
+            if needed:
+                try:
+                    self.reqs.install_session(reqs)
+                except RequirementError as e:
+                    return Err(str(e))
+                self._reset_modules()
+            ctx = ExecCtx(Session(name, desc, reqs, needed))
+            reply = self._run_script(script, ctx)
+            if reply is not None:
+                return reply
+            if ctx.pending:
+                self._commit(ctx, old)
+                return Status("OK")
+            if ctx.run_reply is not None:
+                self.reqs.add_to_dict(reqs)
+                if blocking_off:
+                    return "%s-%d" % (NODE_ID, self.ep_counter)
+                return ctx.run_reply
+            return Status("OK")
+
+    def _run_script(self, script, ctx):
+        """Runs the script; an Err on failure (and nothing of it stays registered)."""
+        try:
+            code = compile(script, "<string>", "exec")
+        except Exception as e:
+            return Err("Error type: %s, Value: %s" % (type(e), e))
+        self._tls.pyexec = ctx
+        try:
+            exec(code, runtime.recipe_globals())
+        except BaseException:
+            return Err(runtime.exec_error_text(sys.exc_info()))
+        finally:
+            self._tls.pyexec = None
+        return None
+
+    def _reset_modules(self):
+        """Like Gears after installing requirements: forget modules imported since start
+        (C extensions already loaded stay loaded, with the consequences the README notes)."""
+        for mod in list(sys.modules):
+            if mod not in self.initial_modules:
+                del sys.modules[mod]
+        import importlib
+        importlib.invalidate_caches()
+
+    def _commit(self, ctx, old):
+        if old is not None:
+            for rid in list(old.registrations):
+                self.unregister(rid)
+        session = ctx.session
+        self.reqs.add_to_dict(session.reqs)
+        with self.lock:
+            self.sessions[session.name] = session
+            for reg in ctx.pending:
+                session.registrations.append(reg.id)
+                self.registrations[reg.id] = reg
+        for reg in ctx.pending:
+            reg.start()
+
+    def unregister(self, rid):
+        with self.lock:
+            reg = self.registrations.pop(rid, None)
+            if reg is None:
+                return False
+            session = reg.session
+            if rid in session.registrations:
+                session.registrations.remove(rid)
+            if not session.registrations and self.sessions.get(session.name) is session:
+                del self.sessions[session.name]
+        reg.stop()
+        return True
+
+    # ------------------------------------------------------------ builder hooks
+    def register_builder(self, gb, kwargs):
+        mode = kwargs.get("mode", "async")
+        if not isinstance(mode, str):
+            raise runtime.GearsError("execution mode must be a string")
+        if mode not in ("async", "sync", "async_local"):
+            raise runtime.GearsError("unknown execution mode")
+        prefix = kwargs.get("prefix", "*")
+        if not isinstance(prefix, str):
+            raise runtime.GearsError("regex argument must be a string")
+        if gb.reader == "KeysReader":
+            args = self._keys_args(kwargs, prefix)
+            cls = KeysRegistration
+        elif gb.reader == "StreamReader":
+            args = self._stream_args(kwargs, prefix, mode)
+            cls = StreamRegistration
+        else:
+            raise runtime.GearsError("reader does not support register")
+        ctx = getattr(self._tls, "pyexec", None)
+        session = ctx.session if ctx else Session(
+            binascii.hexlify(os.urandom(20)).decode(), None, [], False)
+        reg = cls(self, gb.id, gb.desc, mode, list(gb.steps), args, session)
+        reg.pickled = self._pickle_steps(gb.steps)
+        if ctx is not None:
+            ctx.pending.append(reg)
+        else:  # registered from inside an execution: stand-alone registration
+            with self.lock:
+                session.registrations.append(reg.id)
+                self.sessions[session.name] = session
+                self.registrations[reg.id] = reg
+            reg.start()
+        return reg.id
+
+    @staticmethod
+    def _pickle_steps(steps):
+        out = []
+        for step in steps:
+            for fn in step[1:]:
+                if not callable(fn):
+                    continue
+                try:
+                    out.append(cloudpickle.dumps(fn))
+                except Exception as e:
+                    text = str(traceback.format_exception(type(e), e, e.__traceback__))
+                    name = getattr(fn, "__name__", repr(fn))
+                    log.error("registration cannot be serialized (the real engine refuses "
+                              "it): callback=%s %s", name, text)
+                    raise runtime.GearsError(
+                        "Error occured when serialized a python callback, callback=%s "
+                        "error=%s" % (name, text))
+        return out
+
+    @staticmethod
+    def _keys_args(kw, prefix):
+        args = {"prefix": prefix, "readValue": True, "eventTypes": None, "keyTypes": None,
+                "commands": None}
+        if kw.get("eventTypes") is not None:
+            try:
+                args["eventTypes"] = [e for e in kw["eventTypes"]]
+            except TypeError:
+                raise runtime.GearsError("given eventTypes is not iterable")
+            if not all(isinstance(e, str) for e in args["eventTypes"]):
+                raise runtime.GearsError("given event type is not string")
+        if kw.get("keyTypes") is not None:
+            try:
+                args["keyTypes"] = [t for t in kw["keyTypes"]]
+            except TypeError:
+                raise runtime.GearsError("given keyTypes is not iterable")
+            for t in args["keyTypes"]:
+                if not isinstance(t, str):
+                    raise runtime.GearsError("given key type is not string")
+                if t not in KEY_TYPES:
+                    raise runtime.GearsError("unknown key type")
+        if "readValue" in kw:
+            if not isinstance(kw["readValue"], bool):
+                raise runtime.GearsError("readValue is not boolean")
+            args["readValue"] = kw["readValue"]
+        if kw.get("commands") is not None:
+            args["commands"] = list(kw["commands"])
+            log.warning("KeysReader 'commands' hooks are not supported by the stand-in")
+        return args
+
+    @staticmethod
+    def _stream_args(kw, prefix, mode):
+        def num(name, default, err):
+            v = kw.get(name, default)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise runtime.GearsError(err)
+            return int(v)
+
+        policy = kw.get("onFailedPolicy", "continue")
+        if not isinstance(policy, str):
+            raise runtime.GearsError("onFailedPolicy must be a string (Continue/Abort/Retry)")
+        policy = policy.lower()
+        if policy not in ("continue", "abort", "retry"):
+            raise runtime.GearsError("onFailedPolicy must be Continue/Abort/Retry")
+        if mode == "sync" and policy != "continue":
+            raise runtime.GearsError("ExecutionMode sync can only be combined with "
+                                     "OnFailedPolicy Continue")
+        trim = kw.get("trimStream", True)
+        if not isinstance(trim, bool):
+            raise runtime.GearsError("pyTrimmStream argument must be a boolean")
+        return {"prefix": prefix,
+                "batchSize": num("batch", 1, "batch argument must be a number"),
+                "durationMS": num("duration", 0, "duration argument must be a number"),
+                "onFailedPolicy": policy,
+                "retryInterval": num("onFailedRetryInterval", 1,
+                                     "retryInterval argument must be a number"),
+                "trimStream": trim}
+
+    def run_builder(self, gb, arg, kwargs):
+        reader = gb.realReader
+        if reader == "KeysReader":
+            read_value = kwargs.get("readValue", True)
+            records = (self._read_key(k, read_value) for k in self._scan(arg))
+        elif reader == "KeysOnlyReader":
+            records = self._scan(arg)
+        elif reader == "StreamReader":
+            records = self._read_stream(arg, kwargs.get("fromId", "0-0"))
+        elif reader == "ShardsIDReader":
+            records = iter(["1"])
+        elif reader == "PythonReader":
+            records = arg()
+        else:
+            raise runtime.GearsError("reader %s is not supported by the stand-in" % reader)
+        results, errors = runtime.run_pipeline(gb.steps, records)
+        self.record_execution(registered=False)
+        reply = [[_result(r) for r in results], list(errors)]
+        ctx = getattr(self._tls, "pyexec", None)
+        if ctx is not None:
+            ctx.run_reply = reply
+        return None
+
+    def _scan(self, pattern):
+        cursor = "0"
+        while True:
+            cursor, keys = self.call("SCAN", cursor, "MATCH", pattern, "COUNT", 10000)
+            for k in keys:
+                yield k.decode("utf-8", "surrogateescape")
+            cursor = cursor.decode()
+            if cursor == "0":
+                return
+
+    def _read_key(self, key, read_value):
+        from .readers import read_key_record
+        return read_key_record(self.call, key, None, read_value)
+
+    def _read_stream(self, key, from_id):
+        reply = self.call("XREAD", "STREAMS", key, from_id)
+        if isinstance(reply, ReplyError):
+            raise runtime.GearsError(str(reply))
+        for entry_id, values in (reply[0][1] if reply else []):
+            vals = values or []
+            pairs = [(vals[i].decode(), vals[i + 1].decode()) for i in range(0, len(vals), 2)]
+            yield {"key": key, "id": entry_id.decode(), "value": dict(reversed(pairs))}
+
+
+def _result(r):
+    if r is None or isinstance(r, (str, bytes, int, float)):
+        return r
+    if isinstance(r, (list, tuple)):
+        return [_result(x) for x in r]
+    return str(r)
