@@ -48,7 +48,7 @@ def find_python37():
         if c and _version(c) == "3.7":
             return c
     warnings.warn("no Python 3.7 found: the Gears stand-in runs recipes on %s instead of 3.7 "
-                  "(RedisGears 1.2 embeds CPython 3.7)" % sys.version.split()[0])
+                  "(RedisGears 1.2 embeds CPython 3.7)" % sys.version.split()[0], stacklevel=2)
     return sys.executable
 
 

@@ -5,6 +5,7 @@ Parsing is always hiredis' job.  To relay an upstream reply byte for byte we onl
 know where it ends: every RESP reply ends with CRLF, so we feed hiredis one CRLF-terminated
 piece at a time and the first piece after which ``gets()`` yields a reply is its last one.
 """
+import contextlib
 import socket
 
 import hiredis
@@ -145,7 +146,5 @@ class Conn(object):
         return self.read()
 
     def close(self):
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass

@@ -5,6 +5,7 @@ RESP3, as the client chose with HELLO), everything else is forwarded and upstrea
 bytes are relayed unchanged, in pipeline order.  SUBSCRIBE-like commands and MONITOR turn
 the connection into a raw byte pipe.
 """
+import contextlib
 import logging
 import socket
 import threading
@@ -38,10 +39,8 @@ class ClientHandler(object):
         finally:
             for s in (self.sock, self.up.sock if self.up else None):
                 if s is not None:
-                    try:
+                    with contextlib.suppress(OSError):
                         s.close()
-                    except OSError:
-                        pass
 
     def _serve(self):
         reader = hiredis.Reader()
@@ -144,10 +143,8 @@ class ClientHandler(object):
             finally:
                 stop.set()
                 for s in (src, dst):
-                    try:
+                    with contextlib.suppress(OSError):
                         s.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
 
         t = threading.Thread(target=pump, args=(self.up.sock, self.sock), daemon=True)
         t.start()
