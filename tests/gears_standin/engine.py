@@ -481,13 +481,13 @@ class Engine(object):
                 try:
                     out.append(cloudpickle.dumps(fn))
                 except Exception as e:
-                    text = str(traceback.format_exception(type(e), e, e.__traceback__))
+                    text = str(traceback.format_exception(type(e), e, e.__traceback__.tb_next))
                     name = getattr(fn, "__name__", repr(fn))
                     log.error("registration cannot be serialized (the real engine refuses "
                               "it): callback=%s %s", name, text)
                     raise runtime.GearsError(
                         "Error occured when serialized a python callback, callback=%s "
-                        "error=%s" % (name, text))
+                        "error=%s" % (name, text)) from None
         return out
 
     @staticmethod

@@ -8,6 +8,7 @@ error reached the end, and ``run()``/``register()`` append ``map(str)`` + ``coll
 """
 import copy
 import logging
+import os
 import sys
 import threading
 import traceback
@@ -18,6 +19,7 @@ from .resp import ReplyError
 log_ = logging.getLogger("gears_standin.recipe")
 
 ENGINE = None  # set by engine.Engine
+_HERE = os.path.dirname(os.path.abspath(__file__))
 _tls = threading.local()
 
 error = type("error", (Exception,), {"__module__": "gears"})
@@ -434,4 +436,12 @@ def exec_error_text(exc_info):
         tb = tb.tb_next
     if tb is None:
         return "Error type: %s, Value: %s" % (etype, value)
-    return str(traceback.format_exception(etype, value, tb))
+    frames = traceback.extract_tb(tb)
+    ours = [f for f in frames if os.path.dirname(os.path.abspath(f.filename)) == _HERE
+            and os.path.basename(f.filename) != "runtime.py"]
+    if not ours:
+        return str(traceback.format_exception(etype, value, tb))
+    # the engine is C code in Gears: no frames of it in a recipe's traceback
+    frames = [f for f in frames if f not in ours]
+    return str(["Traceback (most recent call last):\n"] + traceback.format_list(frames)
+               + traceback.format_exception_only(etype, value))

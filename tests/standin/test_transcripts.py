@@ -57,6 +57,15 @@ def test_failed_pyexecute_leaves_no_registration(r):
     assert r.execute_command("RG.DUMPREGISTRATIONS") == []
 
 
+def test_unpicklable_registration_is_refused(r):
+    code = "import threading\nlock = threading.Lock()\nGB().foreach(lambda r: lock).register()"
+    err = reply_of(r, ["RG.PYEXECUTE", code])["error"]
+    assert err.startswith("['Traceback (most recent call last):\\n', '  File \"<string>\", line 3")
+    assert "gears.error: Error occured when serialized a python callback, callback=<lambda>" in err
+    assert "engine.py" not in err
+    assert r.execute_command("RG.DUMPREGISTRATIONS") == []
+
+
 @pytest.mark.parametrize("name", ["pyexecute-run-records.json", "pyexecute-run-keys.json",
                                   "pyexecute-run-error-in-step.json"])
 def test_batch_runs(r, name):
