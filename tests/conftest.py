@@ -51,11 +51,19 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     return lines
 
 
+def _uses_bench(item: pytest.Item) -> bool:
+    """Marked e2e, or got a bench server from a fixture (whatever the fixture is called)."""
+    if item.get_closest_marker("e2e") is not None:
+        return True
+    values = getattr(item, "funcargs", {}).values()
+    return any(isinstance(v, (Bench, GearsTarget, MongoTarget, ServerProcess)) for v in values)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """On a failing e2e test, append the tail of every server log to the report."""
     report = yield
-    if report.failed and item.get_closest_marker("e2e") is not None:
+    if report.failed and _uses_bench(item):
         bench = item.config.stash[BENCH_KEY]
         for name, text in bench.log_tails():
             report.sections.append((f"bench log: {name} (last lines; all in {bench.root})", text))
