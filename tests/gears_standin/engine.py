@@ -199,6 +199,8 @@ class Engine(object):
                        for r in self.registrations.values())
 
     def new_fence(self):
+        # while the listener is (re)subscribing a fence token would never come back
+        self.listener_ready.wait(10)
         with self.lock:
             self.fence_counter += 1
             ev = threading.Event()
@@ -206,6 +208,7 @@ class Engine(object):
             return self.fence_counter, ev
 
     def _release_fences(self):
+        self.listener_ready.clear()
         with self.lock:
             fences, self.fences = self.fences, {}
         for ev in fences.values():

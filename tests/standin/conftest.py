@@ -48,11 +48,11 @@ def wait_ping(port, timeout=20):
     raise RuntimeError(f"nothing answers on port {port}")
 
 
-def start_redis(tmp):
+def start_redis(tmp, port=None):
     if not shutil.which("redis-server"):
         pytest.skip("redis-server is not installed")
-    port = free_port()
-    with open(tmp / f"redis-{port}.log", "wb") as log:
+    port = port or free_port()
+    with open(tmp / f"redis-{port}.log", "ab") as log:
         proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                                  "--save", "", "--appendonly", "no", "--loadmodule",
                                  str(rejson_path())], stdout=log, stderr=log)

@@ -174,3 +174,34 @@ def test_pubsub_passthrough(standin_stack, r):
     msg = wait_for(lambda: sub.get_message(timeout=0.1))
     assert msg["data"] == "hello"
     sub.close()
+
+
+def test_resp3_forwarded_replies_are_relayed(r3):
+    r3.hset("h", mapping={"a": "1"})
+    assert r3.hgetall("h") == {"a": "1"}
+    r3.execute_command("JSON.SET", "j", "$", '{"x": 1.5}')
+    assert r3.execute_command("JSON.GET", "j") == '{"x":1.5}'
+
+
+def test_registrations_survive_an_upstream_restart(tmp_path_factory):
+    from conftest import Stack, start_redis
+
+    stack = Stack(tmp_path_factory.mktemp("restart"))
+    try:
+        r = stack.client()
+        r.execute_command("RG.PYEXECUTE", PROBE_KEYS)
+        stack.redis_proc.terminate()
+        stack.redis_proc.wait(10)
+        stack.redis_port, stack.redis_proc = start_redis(stack.tmp, port=stack.redis_port)
+
+        def written():
+            try:
+                r.set("probe:1", "v")
+                return r.get("__rec__")
+            except redis.ConnectionError:
+                return None
+
+        assert "'key': 'probe:1'" in wait_for(written)
+        assert len(r.execute_command("RG.DUMPREGISTRATIONS")) == 1
+    finally:
+        stack.close()
