@@ -33,7 +33,8 @@ CONFIG = {
     "PythonInstallReqMaxIdleTime": 30000, "SendMsgRetries": 3, "CreateVenv": 1,
     "DownloadDeps": 1, "ForceDownloadDepsOnEnterprise": 0,
 }
-KEYS_ARGS = ("eventTypes", "keyTypes", "readValue", "commands")
+STATE_DB = 15
+STATE_KEY = "__gears_standin__:registrations"
 KEY_TYPES = ("string", "list", "hash", "set", "zset", "module", "stream")
 
 
@@ -129,9 +130,67 @@ class Engine(object):
 
     # ------------------------------------------------------------ listener / dispatcher
     def start(self):
+        self.restore()
         threading.Thread(target=self._listen, name="dispatcher", daemon=True).start()
         if not self.listener_ready.wait(10):
             raise RuntimeError("could not subscribe to keyspace events on the upstream")
+
+    # ------------------------------------------------------------ persistence
+    # Gears keeps sessions and (pickled) registrations in RDB/AOF.  The stand-in keeps them
+    # in the upstream too, in a database clients of wbload do not use, so that a restarted
+    # stand-in resumes the same registrations (same ids, same rgsync stream names).
+    def _state_call(self, *args):
+        conn = self.connect(timeout=30)
+        try:
+            conn.call("SELECT", STATE_DB)
+            return conn.call(*args)
+        finally:
+            conn.close()
+
+    def save(self):
+        with self.lock:
+            sessions = []
+            for s in self.sessions.values():
+                regs = [self.registrations[rid] for rid in s.registrations
+                        if rid in self.registrations]
+                sessions.append({
+                    "name": s.name, "desc": s.desc, "reqs": [r.name for r in s.reqs],
+                    "regs": [{"id": g.id, "reader": g.reader, "desc": g.desc, "mode": g.mode,
+                              "args": g.args, "steps": g.pickled_steps} for g in regs]})
+        try:
+            self._state_call("SET", STATE_KEY, cloudpickle.dumps(sessions))
+        except Exception:
+            log.exception("could not save registrations to the upstream")
+
+    def restore(self):
+        try:
+            blob = self._state_call("GET", STATE_KEY)
+        except (OSError, ConnectionError):
+            log.exception("could not read saved registrations")
+            return
+        if not isinstance(blob, bytes):
+            return
+        for saved in cloudpickle.loads(blob):
+            try:
+                reqs, needed = self.reqs.for_session(saved["reqs"])
+                if needed:
+                    self.reqs.install_session(reqs)
+                self.reqs.add_to_dict(reqs)
+                session = Session(saved["name"], saved["desc"], reqs, needed)
+                for g in saved["regs"]:
+                    cls = KeysRegistration if g["reader"] == "KeysReader" else StreamRegistration
+                    reg = cls(self, g["id"], g["desc"], g["mode"], cloudpickle.loads(g["steps"]),
+                              g["args"], session)
+                    reg.pickled_steps = g["steps"]
+                    session.registrations.append(reg.id)
+                    self.registrations[reg.id] = reg
+                    self.fep_counter = max(self.fep_counter, int(reg.id.rsplit("-", 1)[1]))
+                self.sessions[session.name] = session
+                log.info("restored session %s: %s", session.name, session.registrations)
+            except Exception:
+                log.exception("could not restore session %s", saved.get("name"))
+        for reg in list(self.registrations.values()):
+            reg.start()
 
     def _listen(self):
         first = True
@@ -164,18 +223,22 @@ class Engine(object):
         kind = msg[0]
         if kind == b"pmessage":
             channel, key = msg[2], msg[3]
-            event = channel.split(b":", 1)[1].decode("utf-8", "replace")
+            head, event = channel.split(b":", 1)
+            event = event.decode("utf-8", "replace")
+            db = int(head[len(b"__keyevent@"):-2])
             try:
                 key = key.decode("utf-8")
             except UnicodeDecodeError:
                 key = key.decode("utf-8", "surrogateescape")
-            self.on_key_event(event, key)
+            self.on_key_event(event, key, db)
         elif kind == b"message" and msg[1] == self.fence_channel.encode():
             ev = self.fences.pop(int(msg[2]), None)
             if ev is not None:
                 ev.set()
 
-    def on_key_event(self, event, key):
+    def on_key_event(self, event, key, db=0):
+        if db == STATE_DB and key == STATE_KEY:
+            return
         for reg in self._regs(KeysRegistration):
             if reg.stopped:
                 continue
@@ -427,6 +490,7 @@ class Engine(object):
                 self.registrations[reg.id] = reg
         for reg in ctx.pending:
             reg.start()
+        self.save()
 
     def unregister(self, rid):
         with self.lock:
@@ -439,6 +503,7 @@ class Engine(object):
             if not session.registrations and self.sessions.get(session.name) is session:
                 del self.sessions[session.name]
         reg.stop()
+        self.save()
         return True
 
     # ------------------------------------------------------------ builder hooks
@@ -463,7 +528,8 @@ class Engine(object):
         session = ctx.session if ctx else Session(
             binascii.hexlify(os.urandom(20)).decode(), None, [], False)
         reg = cls(self, gb.id, gb.desc, mode, list(gb.steps), args, session)
-        reg.pickled = self._pickle_steps(gb.steps)
+        self._pickle_steps(gb.steps)  # what Gears does when registering: fails the same way
+        reg.pickled_steps = cloudpickle.dumps(reg.steps)
         if ctx is not None:
             ctx.pending.append(reg)
         else:  # registered from inside an execution: stand-alone registration
@@ -472,6 +538,7 @@ class Engine(object):
                 self.sessions[session.name] = session
                 self.registrations[reg.id] = reg
             reg.start()
+            self.save()
         return reg.id
 
     @staticmethod

@@ -70,7 +70,7 @@ class Registration(object):
         self.steps = steps
         self.args = args
         self.session = session
-        self.pickled = None
+        self.pickled_steps = None
         self.stopped = False
         self.numTriggered = self.numSuccess = self.numFailures = self.numAborted = 0
         self.lastRunDuration = self.totalRunDuration = 0  # ns

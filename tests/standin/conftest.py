@@ -15,7 +15,7 @@ import redis
 TESTS = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
 
-from gears_standin.launch import free_port, start_standin  # noqa: E402
+from gears_standin.launch import free_port, start_standin  # noqa: E402,F401
 
 REPO = TESTS.parent
 TRANSCRIPTS = [REPO.parent / "shared" / "gears" / "transcripts",

@@ -205,3 +205,27 @@ def test_registrations_survive_an_upstream_restart(tmp_path_factory):
         assert len(r.execute_command("RG.DUMPREGISTRATIONS")) == 1
     finally:
         stack.close()
+
+
+def test_registrations_survive_a_standin_restart(tmp_path_factory):
+    from conftest import Stack, start_standin
+
+    stack = Stack(tmp_path_factory.mktemp("standin-restart"))
+    try:
+        r = stack.client()
+        r.execute_command("RG.PYEXECUTE", PROBE_KEYS)
+        r.execute_command("RG.PYEXECUTE", PROBE_STREAM)
+        before = [g[1] for g in r.execute_command("RG.DUMPREGISTRATIONS")]
+        stack.proc.terminate()
+        stack.proc.wait(10)
+        upstream = redis.Redis(port=stack.redis_port, decode_responses=True)
+        assert upstream.keys("*") == []  # the saved state is not in the data's database
+        upstream.xadd("s:1", {"f1": "while-down"})
+        stack.url, stack.proc = start_standin("127.0.0.1", stack.redis_port, str(stack.log))
+        r = stack.client()
+        assert [g[1] for g in r.execute_command("RG.DUMPREGISTRATIONS")] == before
+        assert "while-down" in wait_for(lambda: r.get("__srec__"))
+        r.set("probe:1", "v")
+        assert "'key': 'probe:1'" in r.get("__rec__")
+    finally:
+        stack.close()
