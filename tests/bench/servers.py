@@ -81,7 +81,8 @@ class ServerProcess:
             )
         track(self._proc)
         deadline = time.monotonic() + self._start_timeout
-        while not _port_open(self.port):
+        # Something listens and our process lives (one that cannot bind the port exits).
+        while not (_port_open(self.port) and self._proc.poll() is None):
             if self._proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(

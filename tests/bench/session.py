@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import tempfile
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -14,7 +13,7 @@ from typing import Any
 from . import selection
 from .containers import MONGO_ALIAS, Containers
 from .servers import HOST, ServerProcess, mongo_wire_server, redis_server, stop_popen, tail, track
-from .targets import GearsTarget, MongoTarget, redis_client
+from .targets import GearsTarget, MongoTarget
 
 LAUNCHER = Path(__file__).resolve().parents[1] / "gears_standin" / "launch.py"
 
@@ -29,26 +28,13 @@ def _load_launcher() -> ModuleType:
     return module
 
 
-def _wait_for_ping(url: str, timeout: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with redis_client(url, socket_timeout=2) as client:
-                client.ping()
-            return
-        except Exception as exc:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"no PING reply from {url}; log {log}:\n{tail(log)}") from exc
-            time.sleep(0.1)
-
-
 class Bench:
     """Starts servers on first use; `close()` stops all of them, newest first."""
 
     def __init__(self, env: Mapping[str, str] = os.environ) -> None:
         self.env = env
         self._root: Path | None = None
-        self._made: dict[str, tuple[Any, BaseException | None]] = {}
+        self._made: dict[str, tuple[Any, Exception | None]] = {}
         self._logs: dict[str, Callable[[int], str]] = {}
         self._closers: list[Callable[[], None]] = []
         self._containers: Containers | None = None
@@ -68,7 +54,7 @@ class Bench:
         if key not in self._made:
             try:
                 self._made[key] = (make(), None)
-            except BaseException as exc:
+            except Exception as exc:
                 self._made[key] = (None, exc)
                 raise
         value, error = self._made[key]
@@ -124,11 +110,11 @@ class Bench:
         upstream = self.redis("gears-upstream-redis", appendonly=False)
         log = self.root / "standin" / "standin.log"
         log.parent.mkdir(parents=True, exist_ok=True)
+        # Returns once the stand-in answers PING.
         url, proc = _load_launcher().start_standin(HOST, upstream.port, str(log))
         track(proc)
         self._closers.append(lambda: stop_popen(proc))
         self._logs["gears stand-in"] = lambda n: tail(log, n)
-        _wait_for_ping(url, 60, log)
         return GearsTarget(url, kind, f"RedisGears stand-in at {url} in front of {upstream.url}")
 
     def _start_mongo(self) -> MongoTarget:
