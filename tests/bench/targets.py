@@ -21,8 +21,11 @@ class Restartable(Protocol):
 
 
 def redis_client(url: str, **overrides: Any) -> redis.Redis:
-    """redis-py speaking RESP2 with str replies, as the team's tests expect."""
-    options: dict[str, Any] = {"decode_responses": True, "protocol": 2, "socket_timeout": 30}
+    """redis-py speaking RESP2 with str replies, as the team's tests expect.
+
+    The socket timeout leaves room for an RG.PYEXECUTE that pip-installs its REQUIREMENTS.
+    """
+    options: dict[str, Any] = {"decode_responses": True, "protocol": 2, "socket_timeout": 120}
     options.update(overrides)
     return redis.Redis.from_url(url, **options)
 
