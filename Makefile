@@ -36,12 +36,8 @@ $(DEPS_STAMP): | system-deps
 	rm -f $(VENV)/.deps-*
 	touch $@
 
-# The stand-in's Python 3.7 env is built here, not inside a test's timeout.
-# Skipped when the run targets a real RedisGears.
+# The stand-in's Python 3.7 env is built here, not inside a test's timeout (reused when
+# present). Also with WBLOAD_TEST_REDIS_URL: the stand-in's own tests still run.
 gears-python: $(DEPS_STAMP)
-	@if [ -n "$${WBLOAD_TEST_REDIS_URL:-}" ]; then \
-		echo "WBLOAD_TEST_REDIS_URL set: no stand-in needed"; \
-	else \
-		$(VENV)/bin/python -c 'import sys; sys.path.insert(0, "tests/gears_standin"); \
-			from launch import ensure_gears_python; print("stand-in python:", ensure_gears_python())'; \
-	fi
+	@$(VENV)/bin/python -c 'import sys; sys.path.insert(0, "tests/gears_standin"); \
+		from launch import ensure_gears_python; print("stand-in python:", ensure_gears_python())'
