@@ -18,7 +18,10 @@ import sys
 import time
 import warnings
 
-PLUMBING = ["hiredis==2.3.2", "cloudpickle==2.2.1"]
+# hiredis 2.x crashes on RESP3 sets of maps (COMMAND INFO); 3.0.0 parses them but declares
+# Python 3.8+, while its C code builds and works on 3.7: build it from source for Gears' 3.7.
+PLUMBING = ["hiredis==3.0.0", "cloudpickle==2.2.1"]
+PIP_FLAGS = ["--ignore-requires-python", "--no-binary", "hiredis"]
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS_DIR = os.path.dirname(HERE)
 
@@ -71,7 +74,7 @@ def ensure_gears_python():
     venv = venv_dir()
     python = os.path.join(venv, "bin", "python")
     marker = os.path.join(venv, ".standin-plumbing")
-    spec = " ".join(PLUMBING)
+    spec = " ".join(PLUMBING + PIP_FLAGS)
     with _locked(os.path.join(home, ".gears-py37.lock")):
         if os.path.exists(python) and os.path.exists(marker):
             with open(marker) as f:
@@ -80,7 +83,7 @@ def ensure_gears_python():
         if not os.path.exists(python):
             subprocess.run([find_python37(), "-m", "venv", venv], check=True)
         subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-                       + PLUMBING, check=True)
+                       + PIP_FLAGS + PLUMBING, check=True)
         with open(marker, "w") as f:
             f.write(spec)
     return python
