@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from .errors import RedisUnreachable, UsageError
 from .redact import mask_url, url_password
@@ -47,6 +49,8 @@ class RedisTarget:
             "decode_responses": True,
             "socket_connect_timeout": 5,
             "socket_timeout": self.timeout,
+            # Never resend a command: a resent RG.PYEXECUTE would run the recipe twice.
+            "retry": Retry(NoBackoff(), 0),
         }
         if self.protocol:
             options["protocol"] = self.protocol
