@@ -15,14 +15,16 @@ import redis
 from . import __version__
 from .connection import RedisTarget
 from .deploy import apply, plan, pyexecute_args
-from .errors import EXIT_CODE_HELP, ExitCode, RecipeError, WbloadError
+from .drain import Draining, wait_for_drain
+from .errors import EXIT_CODE_HELP, ExitCode, RecipeError, UsageError, WbloadError
 from .parameters import from_environment, parse_assignments, resolve
 from .plan import Action
 from .recipe import load_recipe
 from .redact import redact, url_password
 from .render import RenderedRecipe, render
+from .resync import keys_with_prefix, resync, resync_prefix, resync_stream
 from .server import ready_client
-from .status import collect_status
+from .status import WriteBehindStatus, collect_status
 from .undeploy import undeploy
 
 EXIT_CODES = "\b\nExit codes:\n" + "\n".join(
@@ -163,8 +165,13 @@ def render_command(recipe: str, mongo_url: str | None, params: Sequence[str]) ->
 @click.option("--dry-run", is_flag=True, help="Show the plan; send nothing.")
 @click.option("--wait", type=click.FloatRange(min=0), default=0.0, metavar="SECONDS",
               help="Wait up to SECONDS for Redis to accept connections and load its modules.")
+@click.option("--drain-timeout", type=click.FloatRange(min=0), default=120.0, metavar="SECONDS",
+              show_default=True,
+              help="After an upgrade, wait this long for the old version to write what it has "
+                   "left (the new version writes after it, so nothing is lost or reordered).")
 def deploy_command(recipes: Sequence[str], mongo_url: str | None, params: Sequence[str],
-                   target: RedisTarget, force: bool, dry_run: bool, wait: float) -> None:
+                   target: RedisTarget, force: bool, dry_run: bool, wait: float,
+                   drain_timeout: float) -> None:
     """Register RECIPE(s) in Redis, unless the same version is there already."""
     rendered_recipes = render_recipes(recipes, mongo_url, params)
     client = ready_client(target, wait=wait)
@@ -182,9 +189,10 @@ def deploy_command(recipes: Sequence[str], mongo_url: str | None, params: Sequen
         if deploy_plan.sends_recipe:
             click.echo(f"{what}: {deploy_plan.action.value} ({deploy_plan.reason}) ...")
         outcome = apply(client, deploy_plan)
-        ids = ", ".join(f"{r.reader} {r.id}" for r in outcome.registered.registrations) \
+        ids = ", ".join(f"{r.reader} {r.id}" for r in outcome.registered.current) \
             if outcome.registered else ""
         click.echo(f"{what}: registered in {outcome.seconds:.1f}s ({ids})")
+        wait_for_drain(client, rendered.name, drain_timeout, _drain_progress(rendered.name))
 
 
 @main.command("status", epilog=EXIT_CODES)
@@ -192,28 +200,62 @@ def deploy_command(recipes: Sequence[str], mongo_url: str | None, params: Sequen
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status_command(target: RedisTarget, as_json: bool) -> None:
     """Show every write-behind: version, readers, counters, last error, backlog."""
-    statuses = collect_status(ready_client(target))
+    report = collect_status(ready_client(target))
     if as_json:
-        click.echo(json.dumps([s.to_dict() for s in statuses], indent=2))
+        click.echo(json.dumps(report.to_dict(), indent=2))
         return
-    if not statuses:
+    if not report.write_behinds:
         click.echo("no write-behind registered")
-        return
+    else:
+        click.echo(_status_table(report.write_behinds))
+    for s in report.write_behinds:
+        if s.dead_letters:
+            click.echo(f"{s.name}: {s.dead_letters} change(s) rejected by Mongo, kept in "
+                       f"{s.dead_letter_stream} (wbload dlq list {s.name})")
+    for stream, waiting in report.orphan_streams.items():
+        click.echo(f"orphan stream {stream}: {waiting} change(s) no registered reader will "
+                   f"write (wbload resync NAME --stream {stream})")
+
+
+def _status_table(statuses: list[WriteBehindStatus]) -> str:
     rows = [["NAME", "VERSION", "KEYS", "READER", "MODE", "TRIGGERED", "OK", "FAILED",
              "ABORTED", "BACKLOG", "LAST ERROR"]]
     for s in statuses:
-        for i, r in enumerate(s.readers):
+        readers = [(r, r.reader) for r in s.readers]
+        readers += [(r, f"{r.reader} {r.version} (draining)") for r in s.draining]
+        for i, (r, label) in enumerate(readers):
             first = i == 0
             rows.append([
                 s.name if first else "", (s.version or "-") if first else "",
                 f"{s.key_prefix}:*" if first and s.key_prefix else "",
-                r.reader, r.mode, str(r.triggered), str(r.success), str(r.failures),
-                str(r.aborted), str(s.backlog) if r.reader == "StreamReader" else "",
+                label, r.mode, str(r.triggered), str(r.success), str(r.failures),
+                str(r.aborted), "" if r.backlog is None else str(r.backlog),
                 r.last_error or "-",
             ])
         if not s.complete:
             rows.append(["", "", "", "(missing a reader: deploy again to repair)"] + [""] * 7)
-    click.echo(_table(rows))
+    return _table(rows)
+
+
+@main.command("resync", epilog=EXIT_CODES)
+@click.argument("name")
+@redis_options
+@click.option("--stream", "streams", multiple=True, metavar="STREAM",
+              help="Resync the keys this (orphaned) stream mentions, then delete it.")
+@click.option("--all", "all_keys", is_flag=True, help="Resync every key under NAME's prefix.")
+def resync_command(name: str, target: RedisTarget, streams: Sequence[str],
+                   all_keys: bool) -> None:
+    """Queue keys' current state through write-behind NAME again."""
+    if not streams and not all_keys:
+        raise UsageError("say which keys: --stream STREAM (repeatable) or --all")
+    client = ready_client(target)
+    if all_keys:
+        prefix = resync_prefix(client, name)
+        click.echo(f"{name}: resynced {resync(client, name, keys_with_prefix(client, prefix))} "
+                   f"key(s) under {prefix}:")
+    for stream in streams:
+        count = resync_stream(client, name, stream)
+        click.echo(f"{name}: resynced {count} key(s) from {stream}, which is deleted")
 
 
 @main.command("undeploy", epilog=EXIT_CODES)
@@ -227,6 +269,24 @@ def undeploy_command(name: str, target: RedisTarget) -> None:
         click.echo(f"{name}: {outcome.waiting} change(s) were still waiting; kept in "
                    f"{', '.join(outcome.kept_streams)} (not yet written to Mongo)",
                    err=True)
+
+
+def _drain_progress(name: str) -> Callable[[list[Draining]], None]:
+    """Print each older version's remaining changes when they change."""
+    shown: dict[str, int] = {}
+
+    def show(left: list[Draining]) -> None:
+        for item in left:
+            version = item.registration.version or "?"
+            if shown.get(version) != item.waiting:
+                shown[version] = item.waiting
+                click.echo(f"{name}: version {version} has {item.waiting} change(s) left to "
+                           "write before the new one takes over", err=True)
+        for version in set(shown) - {i.registration.version or "?" for i in left}:
+            click.echo(f"{name}: version {version} drained and unregistered", err=True)
+            del shown[version]
+
+    return show
 
 
 def _table(rows: list[list[str]]) -> str:

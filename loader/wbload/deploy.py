@@ -13,6 +13,7 @@ from .errors import DeployFailed, RedisUnreachable, Refused
 from .plan import Action, Plan, plan_deploy
 from .registrations import Registration, WriteBehind, read_registrations, write_behinds
 from .render import RenderedRecipe
+from .requirements import installed_requirements
 
 _TRACEBACK_LINE = re.compile(r'File "<string>", line (\d+)')
 
@@ -27,8 +28,9 @@ class DeployOutcome:
 
 
 def plan(client: redis.Redis, rendered: RenderedRecipe, force: bool = False) -> Plan:
-    """The plan for `rendered` against what `client`'s server has registered."""
-    return plan_deploy(rendered, read_registrations(client), force=force)
+    """The plan for `rendered` against what `client`'s server has registered and installed."""
+    return plan_deploy(rendered, read_registrations(client), force=force,
+                       installed=installed_requirements(client))
 
 
 def pyexecute_args(rendered: RenderedRecipe) -> list[str]:
@@ -83,7 +85,7 @@ def _remove_half_registered(client: redis.Redis, rendered: RenderedRecipe) -> No
     current = write_behinds(read_registrations(client)).get(rendered.name)
     if current is None or current.complete:
         return
-    for registration in current.registrations:
+    for registration in current.current:
         if registration.version == rendered.version:
             _unregister(client, registration)
 

@@ -17,6 +17,7 @@ class ExitCode(enum.IntEnum):
     REFUSED = 6
     DEPLOY_FAILED = 7
     NOT_DEPLOYED = 8
+    NOT_IN_SYNC = 9
 
 
 EXIT_CODE_HELP = {
@@ -29,6 +30,7 @@ EXIT_CODE_HELP = {
     ExitCode.REFUSED: "a newer version is registered (use --force to replace it)",
     ExitCode.DEPLOY_FAILED: "Redis refused the recipe (requirements, exception, no registration)",
     ExitCode.NOT_DEPLOYED: "no such registration",
+    ExitCode.NOT_IN_SYNC: "deployed, but an older version still has changes to write",
 }
 
 
@@ -64,3 +66,7 @@ class DeployFailed(WbloadError):
 
 class NotDeployed(WbloadError):
     exit_code = ExitCode.NOT_DEPLOYED
+
+
+class NotInSync(WbloadError):
+    exit_code = ExitCode.NOT_IN_SYNC

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .registrations import Registration, WriteBehind, write_behinds
 from .render import RenderedRecipe
-
-ALWAYS_NEWER = "99.99.99"  # rgsync's "newer than anything" version
+from .requirements import InstalledRequirement, version_changes
+from .versions import version_key
 
 
 class Action(str, enum.Enum):
@@ -34,22 +35,29 @@ class Plan:
         return self.action in (Action.INSTALL, Action.UPGRADE, Action.REPLACE)
 
 
-def version_key(version: str | None) -> tuple[int, ...]:
-    """Sort key for MAJOR.MINOR.PATCH versions as rgsync compares them."""
-    if version is None:
-        return (-1,)
-    if version == ALWAYS_NEWER:
-        return (1 << 30,)
-    try:
-        return tuple(int(part) for part in version.split("."))
-    except ValueError:
-        return (-1,)
-
-
 def plan_deploy(
-    rendered: RenderedRecipe, registrations: list[Registration], force: bool = False
+    rendered: RenderedRecipe,
+    registrations: list[Registration],
+    force: bool = False,
+    installed: Sequence[InstalledRequirement] = (),
 ) -> Plan:
-    """The plan for deploying `rendered` on a server with `registrations`."""
+    """The plan for deploying `rendered` on a server with `registrations` and `installed`."""
+    plan = _plan_versions(rendered, registrations, force)
+    changes = version_changes(rendered.requirements, list(installed)) if plan.sends_recipe else []
+    if changes:
+        package, old, new = changes[0]
+        return Plan(
+            Action.REFUSE, rendered, plan.current,
+            f"REQUIREMENTS change {package} {old} -> {new}, and a running RedisGears cannot "
+            "swap a loaded C extension: `wbload undeploy` it, restart Redis, deploy, then "
+            "`wbload resync` the old stream (README: changing a requirement)",
+        )
+    return plan
+
+
+def _plan_versions(
+    rendered: RenderedRecipe, registrations: list[Registration], force: bool
+) -> Plan:
     name, version = rendered.name, rendered.version
     clash = _name_clash(name, registrations)
     if clash is not None:
@@ -66,7 +74,7 @@ def plan_deploy(
         return Plan(
             Action.REPLACE, rendered, current,
             f"{name} is half registered ({_describe(current)}); replacing it",
-            unregister_first=current.registrations,
+            unregister_first=current.current,
         )
     order = (version_key(version) > version_key(registered)) - (
         version_key(version) < version_key(registered)
@@ -74,14 +82,14 @@ def plan_deploy(
     if order == 0:
         if force:
             return Plan(Action.REPLACE, rendered, current, f"--force: re-registering {version}",
-                        unregister_first=current.registrations)
+                        unregister_first=current.current)
         return Plan(Action.UP_TO_DATE, rendered, current, f"{name} {version} is registered")
     if order > 0:
         return Plan(Action.UPGRADE, rendered, current, f"{registered} -> {version}")
     if force:
         return Plan(Action.REPLACE, rendered, current,
                     f"--force: replacing {registered} with older {version}",
-                    unregister_first=current.registrations)
+                    unregister_first=current.current)
     return Plan(
         Action.REFUSE, rendered, current,
         f"{name} {registered} is registered, newer than this recipe's {version}; "

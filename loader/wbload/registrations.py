@@ -8,6 +8,8 @@ from typing import Any
 
 import redis
 
+from .versions import version_key
+
 KEYS_READER = "KeysReader"
 STREAM_READER = "StreamReader"
 
@@ -27,6 +29,7 @@ class Registration:
     aborted: int = 0
     last_error: str | None = None
     args: dict[str, Any] = field(default_factory=dict)
+    desc: dict[str, Any] = field(default_factory=dict)
 
     @property
     def write_behind_name(self) -> str | None:
@@ -44,26 +47,39 @@ class Registration:
     def stream_pattern(self) -> str | None:
         return _text(self.args.get("stream"))
 
+    @property
+    def dead_letter_stream(self) -> str | None:
+        """Where the recipe's sink puts changes Mongo rejected (our recipes say so in desc)."""
+        return _text(self.desc.get("deadLetter"))
+
 
 @dataclass(frozen=True)
 class WriteBehind:
-    """An rgsync write-behind: its KeysReader and StreamReader registrations."""
+    """An rgsync write-behind: its KeysReader and StreamReader, and older StreamReaders still
+    writing what their version left in its stream (see recipes/common/json_write_behind.py)."""
 
     name: str
     keys_reader: Registration | None
     stream_reader: Registration | None
+    draining: tuple[Registration, ...] = ()
 
     @property
-    def registrations(self) -> list[Registration]:
+    def current(self) -> list[Registration]:
+        """The current version's readers (KeysReader first)."""
         return [r for r in (self.keys_reader, self.stream_reader) if r is not None]
 
     @property
+    def registrations(self) -> list[Registration]:
+        """Every registration of the name, draining ones last."""
+        return self.current + list(self.draining)
+
+    @property
     def versions(self) -> set[str | None]:
-        return {r.version for r in self.registrations}
+        return {r.version for r in self.current}
 
     @property
     def version(self) -> str | None:
-        """The version both readers agree on (None if they differ or have none)."""
+        """The version both current readers agree on (None if they differ or have none)."""
         versions = self.versions
         return versions.pop() if len(versions) == 1 else None
 
@@ -85,16 +101,24 @@ def read_registrations(client: redis.Redis) -> list[Registration]:
 
 
 def write_behinds(registrations: list[Registration]) -> dict[str, WriteBehind]:
-    """rgsync write-behind pairs by name (a half-registered pair has one reader None)."""
-    grouped: dict[str, dict[str, Registration]] = {}
+    """rgsync write-behinds by name. The newest KeysReader is current, with the StreamReader of
+    its version; other StreamReaders of the name are older versions still draining."""
+    grouped: dict[str, list[Registration]] = {}
     for registration in registrations:
         name = registration.write_behind_name
         if name is not None:
-            grouped.setdefault(name, {})[registration.reader] = registration
-    return {
-        name: WriteBehind(name, readers.get(KEYS_READER), readers.get(STREAM_READER))
-        for name, readers in sorted(grouped.items())
-    }
+            grouped.setdefault(name, []).append(registration)
+    result = {}
+    for name, members in sorted(grouped.items()):
+        keys = [r for r in members if r.reader == KEYS_READER]
+        streams = [r for r in members if r.reader == STREAM_READER]
+        keys_reader = max(keys, key=lambda r: version_key(r.version), default=None)
+        version = keys_reader.version if keys_reader else None
+        current = [r for r in streams if keys_reader is None or r.version == version]
+        stream_reader = max(current, key=lambda r: version_key(r.version), default=None)
+        draining = tuple(r for r in streams if r is not stream_reader)
+        result[name] = WriteBehind(name, keys_reader, stream_reader, draining)
+    return result
 
 
 def _registration(entry: Any) -> Registration:
@@ -114,6 +138,7 @@ def _registration(entry: Any) -> Registration:
         aborted=_int(data.get("numAborted")),
         last_error=error or None,
         args=_pairs(data.get("args") or []),
+        desc=desc,
     )
 
 

@@ -1,26 +1,35 @@
-"""rgsync's RGJSONWriteBehind with the whole key id and a cheaper synchronous step.
+"""rgsync's RGJSONWriteBehind with the whole key id, a cheaper synchronous step and an
+upgrade that loses nothing.
 
 Runs inside RedisGears' embedded Python 3.7; wbload inlines it into recipes that import it.
 
 It keeps RGJSONWriteBehind's model: a sync KeysReader named ``<name>.KeysReader`` appends
 each change to a stream, an async StreamReader named ``<name>.StreamReader`` hands batches to
-the connector's ``WriteData``, versions are compared and old ones unregistered by rgsync's own
-code. It differs where stock rgsync is wrong or slow:
+the connector's ``WriteData``; an equal or newer registered version is refused with rgsync's
+own message. It differs where stock rgsync is wrong or slow:
 - the key field's value is everything after ``<prefix>:`` (stock keeps only up to the next
   ``:``, so ``MovieEntity:tt:99`` became ``tt``);
 - one ``JSON.GET`` (None when the key is gone) instead of ``EXISTS`` + ``JSON.GET`` +
   ``RENAME``/``DEL`` attempts per write, and no per-record uuid/ack bookkeeping, which JSON
   write-behind never uses;
 - expiry, eviction and renames count as changes, so Mongo follows them too;
-- the original key stays in the record the connector sees.
+- the original key stays in the record the connector sees;
+- upgrading loses nothing. Stock rgsync unregisters both old readers, so changes still in
+  the old stream are never written. Here the old KeysReader is replaced at once (Redis runs
+  RG.PYEXECUTE atomically, so no write falls between the two), but the old StreamReader keeps
+  writing its stream, in order, to the end. The new StreamReader holds its own batches back
+  (raising, so Gears retries them) until the old stream is empty, then unregisters the old
+  reader. Per-key order holds across the upgrade: every old change is written before any new one.
 """
 import json
 import uuid
+from contextlib import suppress
 
 from redisgears import executeCommand as execute
+from redisgears import getMyHashTag as hashtag
 from rgsync import RGJSONWriteBehind
-from rgsync.common import CreateGetStreamNameCallback
-from rgsync.redis_gears_write_behind import RGWriteBase
+from rgsync.common import CreateGetStreamNameCallback, WriteBehindLog
+from rgsync.redis_gears_write_behind import CompareVersions, RegistrationArrToDict
 
 JSON_WRITE_EVENTS = [
     'json.set', 'json.del', 'json.merge', 'json.mset', 'json.clear', 'json.toggle',
@@ -36,10 +45,11 @@ class JSONWriteBehind(RGJSONWriteBehind):
     def __init__(self, GB, keysPrefix, connector, name, version=None,
                  onFailedRetryInterval=5, batch=100, duration=100,
                  eventTypes=None, dataKey='redisgears'):
+        self.connector = connector
+        self.mappings = {'sync_data': dataKey}
         stream_uuid = str(uuid.uuid4())
         self.GetStreamName = CreateGetStreamNameCallback(stream_uuid)
-        # Unregisters older versions of `name`, refuses an equal or newer one.
-        RGWriteBase.__init__(self, {'sync_data': dataKey}, connector, name, version)
+        predecessors = take_over(name, version)
 
         table = connector.TableName()
         get_stream_name = self.GetStreamName
@@ -58,6 +68,7 @@ class JSONWriteBehind(RGJSONWriteBehind):
                         key_field, key[id_start:], '#', '=', dataKey, document)
 
         def write_batch(records):
+            wait_for_predecessors(predecessors)
             connector.WriteData(records, dataKey)
 
         GB('KeysReader', desc=json.dumps({
@@ -72,10 +83,63 @@ class JSONWriteBehind(RGJSONWriteBehind):
             'name': '%s.StreamReader' % name,
             'version': version,
             'desc': 'read from stream and write to DB table %s' % table,
+            'deadLetter': getattr(connector, 'dead_letter_stream', None),
         })).aggregate([], _append, _extend).foreach(write_batch).count().register(
             prefix='_%s-stream-%s-*' % (table, stream_uuid),
             mode='async_local', batch=batch, duration=duration,
             onFailedPolicy='retry', onFailedRetryInterval=onFailedRetryInterval)
+
+
+def take_over(name, version):
+    """Unregister `name`'s older KeysReaders; return its older StreamReaders, left to drain.
+
+    Raises, as rgsync does, when an equal or newer version is registered.
+    """
+    found = []
+    for registration in execute('RG.DUMPREGISTRATIONS'):
+        registration = RegistrationArrToDict(registration, 0)
+        try:
+            desc = json.loads(registration['desc'])
+        except (TypeError, ValueError):
+            continue
+        reader = desc.get('name') if isinstance(desc, dict) else None
+        if reader not in ('%s.KeysReader' % name, '%s.StreamReader' % name):
+            continue
+        if CompareVersions(version, desc.get('version')) <= 0:
+            raise Exception('Found a version which is greater or equals current version, '
+                            'aborting.')
+        found.append((reader, registration, desc.get('version')))
+    predecessors = []
+    for reader, registration, old_version in found:
+        if reader.endswith('.KeysReader'):
+            execute('RG.UNREGISTER', registration['id'])
+            WriteBehindLog('Unregistered %s %s' % (reader, old_version))
+            continue
+        args = registration['RegistrationData']['args']
+        pattern = dict(zip(args[::2], args[1::2]))['stream']
+        predecessors.append({
+            'id': registration['id'],
+            'version': old_version,
+            'stream': pattern[:-1] + '{%s}' % hashtag(),
+        })
+        WriteBehindLog('%s %s keeps draining %s' % (reader, old_version, pattern))
+    return predecessors
+
+
+def wait_for_predecessors(predecessors):
+    """Raise (Gears retries the batch later) while an older version still has changes to write;
+    unregister each older StreamReader once its stream is empty."""
+    while predecessors:
+        predecessor = predecessors[0]
+        waiting = execute('XLEN', predecessor['stream'])
+        if waiting:
+            raise Exception('waiting for version %s to write its last %d change(s) first'
+                            % (predecessor['version'], waiting))
+        with suppress(Exception):  # already unregistered (e.g. by wbload after the drain)
+            execute('RG.UNREGISTER', predecessor['id'])
+        execute('DEL', predecessor['stream'])
+        WriteBehindLog('version %s drained and unregistered' % predecessor['version'])
+        predecessors.pop(0)
 
 
 # New lists, never in place: the aggregate's zero value is shared between executions.

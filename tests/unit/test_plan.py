@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 from wbload.parameters import resolve
-from wbload.plan import Action, plan_deploy, version_key
+from wbload.plan import Action, plan_deploy
 from wbload.recipe import load_recipe
 from wbload.registrations import Registration
 from wbload.render import RenderedRecipe, render
+from wbload.versions import version_key
 
 MOVIES = Path(__file__).resolve().parents[2] / "recipes" / "movies.py"
 

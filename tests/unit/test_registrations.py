@@ -50,9 +50,22 @@ def test_resp2_and_resp3_read_the_same(key: str) -> None:
 def test_generic_registrations_are_not_write_behinds() -> None:
     registrations = parse(transcript("dumpregistrations.json")["reply"])
     assert {r.name for r in registrations} == {"Probe.StreamReader", "Probe.KeysReader"}
-    pairs = write_behinds(registrations)
-    # Probe has both readers by name but no shared version: still grouped, versions differ.
-    assert pairs["Probe"].version is None and pairs["Probe"].complete
+    probe = write_behinds(registrations)["Probe"]
+    # Its StreamReader has no version: an older one, left draining, not the current reader.
+    assert probe.version == "1.0.0" and not probe.complete
+    assert [r.name for r in probe.draining] == ["Probe.StreamReader"]
+
+
+def test_an_upgrade_in_progress_has_a_draining_reader() -> None:
+    def reader(kind: str, version: str, n: int) -> Registration:
+        return Registration(id=f"x-{n}", reader=kind, name=f"M.{kind}", version=version,
+                            mode="sync" if kind == "KeysReader" else "async_local")
+
+    wb = write_behinds([reader("StreamReader", "1.0.0", 1), reader("KeysReader", "1.1.0", 2),
+                        reader("StreamReader", "1.1.0", 3)])["M"]
+    assert wb.complete and wb.version == "1.1.0"
+    assert wb.stream_reader is not None and wb.stream_reader.id == "x-3"
+    assert [r.id for r in wb.draining] == ["x-1"]
 
 
 def test_last_error_is_one_line() -> None:
