@@ -1,14 +1,14 @@
-"""Per write-behind health: versions, readers, counters, last error and backlog."""
+"""Per write-behind health: versions, readers, counters, last error, backlog, dead letters."""
 
 from __future__ import annotations
 
 import ast
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import redis
 
 from .registrations import Registration, WriteBehind, read_registrations, write_behinds
-from .streams import backlog
+from .streams import backlog, orphan_streams
 
 
 @dataclass(frozen=True)
@@ -17,24 +17,32 @@ class ReaderStatus:
 
     id: str
     reader: str
+    version: str | None
     mode: str
     triggered: int
     success: int
     failures: int
     aborted: int
     last_error: str | None
+    backlog: int | None = None  # StreamReaders only
 
     @classmethod
-    def of(cls, registration: Registration) -> ReaderStatus:
+    def of(cls, client: redis.Redis, registration: Registration) -> ReaderStatus:
+        waiting = (
+            backlog(client, registration.stream_pattern)
+            if registration.reader == "StreamReader" else None
+        )
         return cls(
             id=registration.id,
             reader=registration.reader,
+            version=registration.version,
             mode=registration.mode,
             triggered=registration.triggered,
             success=registration.success,
             failures=registration.failures,
             aborted=registration.aborted,
             last_error=one_line(registration.last_error),
+            backlog=waiting,
         )
 
 
@@ -48,29 +56,48 @@ class WriteBehindStatus:
     stream: str | None
     backlog: int
     readers: list[ReaderStatus]
+    draining: list[ReaderStatus] = field(default_factory=list)
+    dead_letter_stream: str | None = None
+    dead_letters: int = 0
 
     @property
     def complete(self) -> bool:
         return {r.reader for r in self.readers} == {"KeysReader", "StreamReader"}
 
+
+@dataclass(frozen=True)
+class StatusReport:
+    """Everything `wbload status` shows."""
+
+    write_behinds: list[WriteBehindStatus]
+    orphan_streams: dict[str, int]  # stream -> changes no registered reader will write
+
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def collect_status(client: redis.Redis) -> list[WriteBehindStatus]:
-    """The status of every rgsync write-behind registered on the server."""
-    return [status_of(client, wb) for wb in write_behinds(read_registrations(client)).values()]
+def collect_status(client: redis.Redis) -> StatusReport:
+    """The status of every rgsync write-behind on the server, and of orphaned streams."""
+    registrations = read_registrations(client)
+    statuses = [status_of(client, wb) for wb in write_behinds(registrations).values()]
+    live = [r.stream_pattern for r in registrations if r.stream_pattern]
+    return StatusReport(statuses, orphan_streams(client, live))
 
 
 def status_of(client: redis.Redis, wb: WriteBehind) -> WriteBehindStatus:
-    stream = wb.stream_reader.stream_pattern if wb.stream_reader else None
+    readers = [ReaderStatus.of(client, r) for r in wb.current]
+    stream_reader = wb.stream_reader
+    dead_letter = stream_reader.dead_letter_stream if stream_reader else None
     return WriteBehindStatus(
         name=wb.name,
         version=wb.version,
         key_prefix=wb.key_prefix,
-        stream=stream,
-        backlog=backlog(client, stream),
-        readers=[ReaderStatus.of(r) for r in wb.registrations],
+        stream=stream_reader.stream_pattern if stream_reader else None,
+        backlog=sum(r.backlog or 0 for r in readers),
+        readers=readers,
+        draining=[ReaderStatus.of(client, r) for r in wb.draining],
+        dead_letter_stream=dead_letter,
+        dead_letters=int(client.xlen(dead_letter)) if dead_letter else 0,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
+
 import redis
 
 
@@ -21,3 +23,18 @@ def backlog(client: redis.Redis, pattern: str | None) -> int:
         for key in keys:
             pipe.xlen(key)
         return sum(int(n) for n in pipe.execute())
+
+
+WRITE_BEHIND_STREAMS = "_*-stream-*"  # rgsync's stream names: _<table>-stream-<uuid>-{tag}
+
+
+def orphan_streams(client: redis.Redis, live_patterns: list[str]) -> dict[str, int]:
+    """Write-behind streams with changes waiting that no registered StreamReader reads."""
+    orphans = {}
+    for key in stream_keys(client, WRITE_BEHIND_STREAMS):
+        if any(fnmatchcase(key, pattern) for pattern in live_patterns):
+            continue
+        waiting = int(client.xlen(key))
+        if waiting:
+            orphans[key] = waiting
+    return orphans

@@ -6,10 +6,10 @@ import socket
 from pathlib import Path
 
 import pytest
-from test_movies_sync import MOVIES, deploy
 
 from bench import gears_ops
 from bench.cli import Run, wbload
+from bench.movies import MOVIES, deploy
 
 MONGO_PASSWORD = "Mongo-S3cret-pw"
 REDIS_PASSWORD = "Redis-S3cret-pw"

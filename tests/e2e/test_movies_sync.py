@@ -4,52 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from pymongo.database import Database
 
 from bench import gears_ops
 from bench.cli import wbload
 from bench.data import load_demo_movies
-from bench.polling import wait_for
-
-REPO = Path(__file__).resolve().parents[2]
-MOVIES = str(REPO / "recipes" / "movies.py")
-SYNC_TIMEOUT = 60
-
-
-def deploy(gears_url: str, mongo_url: str, db: Database, *extra: str):
-    return wbload("deploy", MOVIES, "--redis-url", gears_url, "--mongo-url", mongo_url,
-                  "--param", f"MONGO_DATABASE={db.name}", "--param", "BATCH_DURATION_MS=50",
-                  *extra)
-
-
-def in_mongo(db: Database, key_id: str) -> dict[str, Any] | None:
-    return db.movies.find_one({"movieId": key_id})
-
-
-def wait_mirrored(db: Database, expected: dict[str, dict[str, Any] | None]) -> None:
-    """Wait until Mongo holds exactly `expected` (None: no document) for each key id."""
-
-    def differences() -> list[str]:
-        wrong = []
-        for key_id, document in expected.items():
-            found = db.movies.find({"movieId": key_id})
-            found = [{k: v for k, v in d.items() if k != "_id" or document and "_id" in document}
-                     for d in found]
-            want = [] if document is None else [document]
-            if found != want:
-                wrong.append(key_id)
-        return wrong
-
-    wait_for(lambda: not differences(), SYNC_TIMEOUT, "Mongo to mirror Redis")
-
-
-def registration_ids(client: redis.Redis) -> list[str]:
-    return sorted(r["id"] for r in gears_ops.registrations(client))
+from bench.movies import deploy, registration_ids, wait_mirrored
 
 
 @pytest.fixture
@@ -136,7 +99,7 @@ def test_status_reports_the_pair(gears, deployed) -> None:
     deployed.execute_command("JSON.SET", "MovieEntity:s1", "$", json.dumps({"v": 1}))
     result = wbload("status", "--redis-url", gears.url, "--json")
     assert result.exit_code == 0, result.output
-    (status,) = json.loads(result.stdout)
+    (status,) = json.loads(result.stdout)["write_behinds"]
     assert status["name"] == "MoviesWriteBehind" and status["version"] == "1.0.0"
     assert status["key_prefix"] == "MovieEntity"
     assert {r["reader"]: r["mode"] for r in status["readers"]} == {
@@ -149,7 +112,8 @@ def test_status_reports_the_pair(gears, deployed) -> None:
 def test_status_reads_resp2_and_resp3(gears, deployed, protocol: str) -> None:
     result = wbload("status", "--redis-url", gears.url, "--json", "--protocol", protocol)
     assert result.exit_code == 0, result.output
-    assert [s["name"] for s in json.loads(result.stdout)] == ["MoviesWriteBehind"]
+    statuses = json.loads(result.stdout)["write_behinds"]
+    assert [s["name"] for s in statuses] == ["MoviesWriteBehind"]
 
 
 def test_undeploy_removes_both_readers(gears, deployed) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_movies_sync import deploy, wait_mirrored
 
+from bench.movies import deploy, wait_mirrored
 from bench.polling import wait_for
 
 HARD_DOCUMENTS = {

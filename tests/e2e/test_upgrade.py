@@ -1,0 +1,122 @@
+"""Version bumps under traffic lose nothing; orphaned streams can be resynced; a requirement
+whose version changes is refused before anything is touched."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+
+import redis
+
+from bench import gears_ops
+from bench.cli import wbload
+from bench.movies import SYNC_TIMEOUT, deploy, registration_ids, wait_mirrored
+from bench.polling import wait_for
+
+KEYS = [f"k{i}" for i in range(40)]
+
+
+class Writer(threading.Thread):
+    """Keeps updating and deleting KEYS until stopped; remembers each key's final state."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.client = redis.Redis.from_url(url, decode_responses=True, protocol=2)
+        self.stop_event = threading.Event()
+        self.final: dict[str, dict | None] = {}
+        self.writes = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        rng = random.Random(7)
+        try:
+            while not self.stop_event.is_set():
+                key_id = rng.choice(KEYS)
+                if rng.random() < 0.15:
+                    self.client.delete(f"MovieEntity:{key_id}")
+                    self.final[key_id] = None
+                else:
+                    document = {"n": self.writes, "title": f"It's #{self.writes}"}
+                    self.client.execute_command("JSON.SET", f"MovieEntity:{key_id}", "$",
+                                                json.dumps(document))
+                    self.final[key_id] = {**document, "movieId": key_id}
+                self.writes += 1
+                time.sleep(0.002)
+        except BaseException as e:  # surfaced by the test
+            self.error = e
+
+    def finish(self) -> dict[str, dict | None]:
+        self.stop_event.set()
+        self.join(10)
+        assert self.error is None, self.error
+        return self.final
+
+
+def streams_with_entries(client: redis.Redis) -> dict[str, int]:
+    return {k: client.xlen(k) for k in client.scan_iter("_movies-stream-*", _type="stream")
+            if client.xlen(k)}
+
+
+def test_version_bump_under_writes_loses_nothing(gears, mongo, mongo_db, gears_clean) -> None:
+    client = gears_clean
+    # A long batch duration keeps changes waiting in the old stream when the upgrade comes.
+    first = deploy(gears.url, mongo.url_from_redis, mongo_db,
+                   "--param", "BATCH_DURATION_MS=3000", "--param", "BATCH_SIZE=100000")
+    assert first.exit_code == 0, first.output
+    writer = Writer(gears.url)
+    writer.start()
+    time.sleep(1.5)
+    assert streams_with_entries(client), "the old version should have changes waiting"
+    bumped = deploy(gears.url, mongo.url_from_redis, mongo_db, "--param", "VERSION=1.1.0",
+                    "--param", "RETRY_INTERVAL_S=1", "--drain-timeout", "60")
+    assert bumped.exit_code == 0, bumped.output
+    time.sleep(1.0)
+    final = writer.finish()
+    assert writer.writes > 200
+    wait_mirrored(mongo_db, final)
+    wait_for(lambda: not streams_with_entries(client), SYNC_TIMEOUT, "every stream to empty")
+    names = sorted((r["name"], json.loads(r["desc"])["version"])
+                   for r in gears_ops.registrations(client))
+    assert names == [("MoviesWriteBehind.KeysReader", "1.1.0"),
+                     ("MoviesWriteBehind.StreamReader", "1.1.0")]
+    status = json.loads(wbload("status", "--redis-url", gears.url, "--json").stdout)
+    assert status["orphan_streams"] == {}
+
+
+def test_orphaned_stream_is_reported_and_resynced(gears, mongo, mongo_db, gears_clean) -> None:
+    client = gears_clean
+    first = deploy(gears.url, mongo.url_from_redis, mongo_db,
+                   "--param", "BATCH_DURATION_MS=60000", "--param", "BATCH_SIZE=100000")
+    assert first.exit_code == 0, first.output
+    for i in range(5):
+        client.execute_command("JSON.SET", f"MovieEntity:o{i}", "$", json.dumps({"i": i}))
+    client.execute_command("JSON.SET", "MovieEntity:gone", "$", json.dumps({"x": 1}))
+    client.delete("MovieEntity:gone")
+    undeployed = wbload("undeploy", "MoviesWriteBehind", "--redis-url", gears.url)
+    assert undeployed.exit_code == 0 and "7 change(s)" in undeployed.stderr, undeployed.output
+    (orphan,) = streams_with_entries(client)
+
+    again = deploy(gears.url, mongo.url_from_redis, mongo_db, "--param", "VERSION=1.0.1")
+    assert again.exit_code == 0, again.output
+    status = wbload("status", "--redis-url", gears.url)
+    assert f"orphan stream {orphan}: 7 change(s)" in status.stdout
+    resynced = wbload("resync", "MoviesWriteBehind", "--stream", orphan,
+                      "--redis-url", gears.url)
+    assert resynced.exit_code == 0, resynced.output
+    assert "resynced 6 key(s)" in resynced.stdout
+    expected = {f"o{i}": {"i": i, "movieId": f"o{i}"} for i in range(5)}
+    wait_mirrored(mongo_db, {**expected, "gone": None})
+    assert not client.exists(orphan)
+
+
+def test_changed_requirement_version_is_refused(gears, mongo, mongo_db, gears_clean) -> None:
+    first = deploy(gears.url, mongo.url_from_redis, mongo_db)
+    assert first.exit_code == 0, first.output
+    before = registration_ids(gears_clean)
+    changed = deploy(gears.url, mongo.url_from_redis, mongo_db, "--param", "VERSION=1.1.0",
+                     "--param", "REQUIREMENTS=['rgsync', 'pymongo==4.6.3']")
+    assert changed.exit_code == 6, changed.output
+    assert "pymongo 4.7.3 -> 4.6.3" in changed.stderr and "restart Redis" in changed.stderr
+    assert registration_ids(gears_clean) == before
