@@ -105,7 +105,11 @@ def redis_options(command: Callable) -> Callable:
 
 
 def recipe_options(command: Callable) -> Callable:
-    """--mongo-url and --param, shared by render and deploy."""
+    """--mongo-url, --secret-key and --param, shared by render and deploy."""
+    command = click.option(
+        "--secret-key", metavar="KEY",
+        help="Keep --mongo-url out of the recipe: deploy stores it in this Redis key (protect "
+             "it with an ACL) and the recipe reads it there when it connects.")(command)
     command = click.option(
         "--param", "params", multiple=True, metavar="NAME=VALUE", callback=_secret,
         help="Set a recipe parameter (repeatable); also WBLOAD_PARAM_<NAME>.")(command)
@@ -115,9 +119,11 @@ def recipe_options(command: Callable) -> Callable:
     return command
 
 
-def render_recipes(paths: Sequence[str], mongo_url: str | None,
-                   params: Sequence[str]) -> list[RenderedRecipe]:
+def render_recipes(paths: Sequence[str], mongo_url: str | None, params: Sequence[str],
+                   secret_key: str | None = None) -> list[RenderedRecipe]:
     """Load, check and render every recipe before anything is sent anywhere."""
+    if secret_key is not None and not mongo_url:
+        raise UsageError("--secret-key needs --mongo-url (or MONGODB_URL): the URL to store")
     given = parse_assignments(params)
     recipes = [load_recipe(path) for path in paths]
     known = set().union(*(r.parameters for r in recipes))
@@ -133,7 +139,7 @@ def render_recipes(paths: Sequence[str], mongo_url: str | None,
         if mongo_url is not None:
             if "MONGO_URL" not in recipe.parameters:
                 raise RecipeError(f"{recipe.path} has no MONGO_URL parameter for --mongo-url")
-            values["MONGO_URL"] = mongo_url
+            values["MONGO_URL"] = f"redis:{secret_key}" if secret_key else mongo_url
         values.update({k: v for k, v in given.items() if k in recipe.parameters})
         rendered.append(render(recipe, resolve(recipe, values)))
     return rendered
@@ -149,9 +155,10 @@ def main() -> None:
 @main.command("render", epilog=EXIT_CODES)
 @click.argument("recipe", type=click.Path(dir_okay=False))
 @recipe_options
-def render_command(recipe: str, mongo_url: str | None, params: Sequence[str]) -> None:
+def render_command(recipe: str, mongo_url: str | None, params: Sequence[str],
+                   secret_key: str | None) -> None:
     """Print the text deploy would push (passwords masked)."""
-    (rendered,) = render_recipes([recipe], mongo_url, params)
+    (rendered,) = render_recipes([recipe], mongo_url, params, secret_key)
     click.echo(rendered.masked_text, nl=False)
     click.echo(f"# REQUIREMENTS {' '.join(rendered.requirements)}", err=True)
 
@@ -170,11 +177,13 @@ def render_command(recipe: str, mongo_url: str | None, params: Sequence[str]) ->
               help="After an upgrade, wait this long for the old version to write what it has "
                    "left (the new version writes after it, so nothing is lost or reordered).")
 def deploy_command(recipes: Sequence[str], mongo_url: str | None, params: Sequence[str],
-                   target: RedisTarget, force: bool, dry_run: bool, wait: float,
-                   drain_timeout: float) -> None:
+                   secret_key: str | None, target: RedisTarget, force: bool, dry_run: bool,
+                   wait: float, drain_timeout: float) -> None:
     """Register RECIPE(s) in Redis, unless the same version is there already."""
-    rendered_recipes = render_recipes(recipes, mongo_url, params)
+    rendered_recipes = render_recipes(recipes, mongo_url, params, secret_key)
     client = ready_client(target, wait=wait)
+    if secret_key and mongo_url and not dry_run:
+        client.set(secret_key, mongo_url)
     for rendered in rendered_recipes:
         deploy_plan = plan(client, rendered, force=force)
         what = f"{rendered.name} {rendered.version}"

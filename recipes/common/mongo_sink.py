@@ -12,11 +12,15 @@ Unlike rgsync's stock MongoConnector, it
 - keeps one lazily created ``MongoClient`` per registration (never pickled);
 - writes a batch as one ordered bulk write, collapsing repeated changes of a key to the
   last one; transient failures raise so Gears retries the batch;
+- can take its URL from the Redis server's environment (``env:VAR``) or from a Redis key
+  (``redis:KEY``, to protect with an ACL) when it connects, so no password needs to be in
+  the recipe text or in the registration Gears pickles into RDB/AOF and replicas;
 - moves a change Mongo rejects for good (bad field name, too large, duplicate on a unique
   index, not a JSON object...) to a dead-letter stream, with the reason, instead of
   stalling every later write.
 """
 import json
+import os
 import time
 
 from redisgears import executeCommand as execute
@@ -57,7 +61,11 @@ class RejectedChange(Exception):
 
 
 class MongoSink(object):
-    """rgsync connector object mirroring Redis JSON documents into a Mongo collection."""
+    """rgsync connector object mirroring Redis JSON documents into a Mongo collection.
+
+    ``url`` is a MongoDB URL, or where to read one when connecting: ``env:VAR`` (the Redis
+    server's environment) or ``redis:KEY`` (a string key).
+    """
 
     def __init__(self, url, database, collection, key_field, dead_letter_stream=None,
                  timeout_ms=5000):
@@ -99,11 +107,25 @@ class MongoSink(object):
             self._bulk_write(changes, dataKey)
 
     # --- internals ---------------------------------------------------------------------
+    def mongo_url(self):
+        """The URL to connect to, read from where ``url`` says."""
+        if self.url.startswith('env:'):
+            url = os.environ.get(self.url[4:])
+            where = 'environment variable %s of the Redis server' % self.url[4:]
+        elif self.url.startswith('redis:'):
+            url = execute('GET', self.url[6:])
+            where = 'Redis key %s' % self.url[6:]
+        else:
+            return self.url
+        if not url:
+            raise Exception('no MongoDB URL in the %s' % where)
+        return url
+
     def _collection(self):
         if self._client is None:
             from pymongo import MongoClient
             self._client = MongoClient(
-                self.url,
+                self.mongo_url(),
                 serverSelectionTimeoutMS=self.timeout_ms,
                 connectTimeoutMS=self.timeout_ms,
                 socketTimeoutMS=max(self.timeout_ms * 6, 30000),
@@ -134,7 +156,7 @@ class MongoSink(object):
 
     def _bulk_write(self, changes, dataKey):
         from bson.errors import InvalidDocument
-        from pymongo.errors import BulkWriteError
+        from pymongo.errors import BulkWriteError, ConnectionFailure
         while changes:
             try:
                 self._collection().bulk_write(self._requests(changes), ordered=True)
@@ -143,6 +165,15 @@ class MongoSink(object):
                 changes = self._after_write_error(e.details, changes, dataKey)
             except (InvalidDocument, OverflowError):
                 changes = self._without_unencodable(changes, dataKey)
+            except ConnectionFailure:
+                self._reconnect_next_time()
+                raise
+
+    def _reconnect_next_time(self):
+        """Drop the client so the next batch connects again (and re-reads its URL)."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     def _requests(self, changes):
         from pymongo import DeleteOne, ReplaceOne

@@ -9,7 +9,7 @@ import pytest
 
 from bench import gears_ops
 from bench.cli import Run, wbload
-from bench.movies import MOVIES, deploy
+from bench.movies import MOVIES, deploy, wait_mirrored
 
 MONGO_PASSWORD = "Mongo-S3cret-pw"
 REDIS_PASSWORD = "Redis-S3cret-pw"
@@ -127,3 +127,24 @@ def test_mongo_password_never_printed(gears, mongo_db, gears_clean) -> None:
     assert dry.exit_code == 0 and MONGO_PASSWORD not in dry.output
     assert "would install" in dry.stdout
     assert gears_ops.registrations(gears_clean) == []
+
+
+def test_secret_key_keeps_the_password_out_of_redis_texts(gears, mongo, mongo_db,
+                                                          gears_clean) -> None:
+    client = gears_clean
+    key = "wbload:secret:movies"
+    url = mongo.url_from_redis
+    rendered = wbload("render", MOVIES, "--mongo-url", url, "--secret-key", key)
+    assert f"MONGO_URL = 'redis:{key}'" in rendered.stdout
+    assert url not in rendered.stdout
+    deployed = deploy(gears.url, url, mongo_db, "--secret-key", key)
+    assert deployed.exit_code == 0, deployed.output
+    assert client.get(key) == url
+    client.execute_command("JSON.SET", "MovieEntity:s", "$", '{"title": "secret"}')
+    wait_mirrored(mongo_db, {"s": {"title": "secret", "movieId": "s"}})
+    assert url not in str(client.execute_command("RG.DUMPREGISTRATIONS"))
+    status = wbload("status", "--redis-url", gears.url)
+    assert url not in status.output
+    for other in client.scan_iter("*"):
+        if other != key:
+            assert url.encode() not in (client.dump(other) or b""), other

@@ -154,3 +154,19 @@ def test_client_is_not_pickled_and_password_not_shown(sink_module: types.ModuleT
     sink._client = object()
     assert pickle.loads(pickle.dumps(sink))._client is None
     assert "pw" not in repr(sink)
+
+
+def test_url_read_from_environment_or_key(sink_module: types.ModuleType, gears: FakeGears,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WB_TEST_MONGO_URL", "mongodb://u:from-env@h:1")
+    assert sink_module.MongoSink("env:WB_TEST_MONGO_URL", "d", "c", "k").mongo_url() \
+        == "mongodb://u:from-env@h:1"
+    sink_module.execute = lambda *args: "mongodb://u:from-key@h:1" if args == (
+        "GET", "wbload:secret:m") else None
+    assert sink_module.MongoSink("redis:wbload:secret:m", "d", "c", "k").mongo_url() \
+        == "mongodb://u:from-key@h:1"
+    with pytest.raises(Exception, match="no MongoDB URL in the Redis key wbload:secret:x"):
+        sink_module.MongoSink("redis:wbload:secret:x", "d", "c", "k").mongo_url()
+    monkeypatch.delenv("WB_TEST_MONGO_URL")
+    with pytest.raises(Exception, match="environment variable WB_TEST_MONGO_URL"):
+        sink_module.MongoSink("env:WB_TEST_MONGO_URL", "d", "c", "k").mongo_url()
