@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -21,11 +22,13 @@ from .parameters import from_environment, parse_assignments, resolve
 from .plan import Action
 from .recipe import load_recipe
 from .redact import redact, url_password
+from .registrations import read_registrations, write_behinds
 from .render import RenderedRecipe, render
 from .resync import keys_with_prefix, resync, resync_prefix, resync_stream
 from .server import ready_client
 from .status import WriteBehindStatus, collect_status
 from .undeploy import undeploy
+from .verify import Step, mongo_url_for, verify
 
 EXIT_CODES = "\b\nExit codes:\n" + "\n".join(
     f"  {int(code)}  {text}" for code, text in EXIT_CODE_HELP.items()
@@ -84,7 +87,7 @@ def redis_options(command: Callable) -> Callable:
         click.option("--tls-key", envvar="REDIS_TLS_KEY", show_envvar=True,
                      type=click.Path(exists=True, dir_okay=False),
                      help="Client private key for mutual TLS."),
-        click.option("--timeout", type=click.FloatRange(min=1), default=300.0,
+        click.option("--reply-timeout", type=click.FloatRange(min=1), default=300.0,
                      show_default=True,
                      help="Seconds to wait for one Redis reply (a first deploy installs "
                           "requirements)."),
@@ -93,9 +96,9 @@ def redis_options(command: Callable) -> Callable:
 
     @functools.wraps(command)
     def wrapper(*args: Any, redis_url: str, tls_ca_cert: str | None, tls_cert: str | None,
-                tls_key: str | None, timeout: float, protocol: str | None,
+                tls_key: str | None, reply_timeout: float, protocol: str | None,
                 **kwargs: Any) -> Any:
-        target = RedisTarget(redis_url, tls_ca_cert, tls_cert, tls_key, timeout,
+        target = RedisTarget(redis_url, tls_ca_cert, tls_cert, tls_key, reply_timeout,
                              int(protocol) if protocol else None)
         return command(*args, target=target, **kwargs)
 
@@ -244,6 +247,49 @@ def _status_table(statuses: list[WriteBehindStatus]) -> str:
         if not s.complete:
             rows.append(["", "", "", "(missing a reader: deploy again to repair)"] + [""] * 7)
     return _table(rows)
+
+
+@main.command("verify", epilog=EXIT_CODES)
+@click.argument("recipes", nargs=-1, type=click.Path(dir_okay=False))
+@recipe_options
+@redis_options
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Seconds each step (insert, update, delete) may take to reach Mongo.")
+@click.option("--check-mongo-url", envvar="WBLOAD_CHECK_MONGO_URL", show_envvar=True,
+              callback=_secret,
+              help="MongoDB as this machine reaches it, if not as Redis does (--mongo-url).")
+def verify_command(recipes: Sequence[str], mongo_url: str | None, params: Sequence[str],
+                   secret_key: str | None, target: RedisTarget, timeout: float,
+                   check_mongo_url: str | None) -> None:
+    """Write, update and delete a probe key; wait until each shows in Mongo.
+
+    Without RECIPE, verifies each recipes/*.py whose NAME is registered.
+    """
+    client = ready_client(target)
+    if recipes:
+        rendered_recipes = render_recipes(recipes, mongo_url, params, secret_key)
+    else:
+        rendered_recipes = deployed_recipes(client, mongo_url, params, secret_key)
+    for rendered in rendered_recipes:
+        url = check_mongo_url or mongo_url_for(client, str(rendered.values["MONGO_URL"]))
+
+        def report(step: Step, name: str = rendered.name) -> None:
+            click.echo(f"{name}: {step.name} reached Mongo in {step.seconds:.2f}s")
+
+        verify(client, rendered, url, timeout, on_step=report)
+        click.echo(f"{rendered.name}: verified")
+
+
+def deployed_recipes(client: redis.Redis, mongo_url: str | None, params: Sequence[str],
+                     secret_key: str | None) -> list[RenderedRecipe]:
+    """The recipes under ./recipes whose NAME is registered on the server."""
+    registered = set(write_behinds(read_registrations(client)))
+    candidates = [str(p) for p in sorted(Path("recipes").glob("*.py"))]
+    found = [r for r in render_recipes(candidates, mongo_url, params, secret_key)
+             if r.name in registered] if candidates else []
+    if not found:
+        raise UsageError("no recipe under ./recipes is deployed here: name the RECIPE to verify")
+    return found
 
 
 @main.command("resync", epilog=EXIT_CODES)

@@ -18,6 +18,7 @@ class ExitCode(enum.IntEnum):
     DEPLOY_FAILED = 7
     NOT_DEPLOYED = 8
     NOT_IN_SYNC = 9
+    VERIFY_FAILED = 10
 
 
 EXIT_CODE_HELP = {
@@ -31,6 +32,7 @@ EXIT_CODE_HELP = {
     ExitCode.DEPLOY_FAILED: "Redis refused the recipe (requirements, exception, no registration)",
     ExitCode.NOT_DEPLOYED: "no such registration",
     ExitCode.NOT_IN_SYNC: "deployed, but an older version still has changes to write",
+    ExitCode.VERIFY_FAILED: "verify: the probe did not reach Mongo in time (the line says why)",
 }
 
 
@@ -70,3 +72,7 @@ class NotDeployed(WbloadError):
 
 class NotInSync(WbloadError):
     exit_code = ExitCode.NOT_IN_SYNC
+
+
+class VerifyFailed(WbloadError):
+    exit_code = ExitCode.VERIFY_FAILED

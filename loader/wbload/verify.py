@@ -1,0 +1,120 @@
+"""`wbload verify`: prove a deployed write-behind works end to end with a probe document."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pymongo
+import redis
+from pymongo.errors import PyMongoError
+
+from .errors import NotDeployed, VerifyFailed
+from .redact import mask_url
+from .registrations import WriteBehind, read_registrations, write_behinds
+from .render import RenderedRecipe
+from .status import one_line
+from .streams import backlog
+
+PROBE_MARK = "__wbload_probe__"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One verified step (insert, update, delete) and how long it took to reach Mongo."""
+
+    name: str
+    seconds: float
+
+
+def mongo_url_for(client: redis.Redis, recipe_url: str) -> str:
+    """The recipe's MONGO_URL as this machine can use it (resolving env:VAR and redis:KEY)."""
+    if recipe_url.startswith("env:"):
+        return os.environ.get(recipe_url[4:], "")
+    if recipe_url.startswith("redis:"):
+        return str(client.get(recipe_url[6:]) or "")
+    return recipe_url
+
+
+def verify(
+    client: redis.Redis,
+    rendered: RenderedRecipe,
+    mongo_url: str,
+    timeout: float,
+    on_step: Callable[[Step], None] = lambda step: None,
+) -> list[Step]:
+    """Write, update and delete a probe key; wait for each to show in Mongo."""
+    values = rendered.values
+    wb = write_behinds(read_registrations(client)).get(rendered.name)
+    if wb is None or not wb.complete:
+        raise NotDeployed(f"{rendered.name} is not deployed (see `wbload status`); "
+                          "deploy it before verifying")
+    prefix, key_field = str(values["KEY_PREFIX"]), str(values["KEY_FIELD"])
+    key_id = f"{PROBE_MARK}{uuid.uuid4().hex}"
+    key = f"{prefix}:{key_id}"
+    mongo = pymongo.MongoClient(mongo_url, serverSelectionTimeoutMS=5000)
+    collection = mongo[str(values["MONGO_DATABASE"])][str(values["MONGO_COLLECTION"])]
+    try:
+        try:
+            mongo.admin.command("ping")
+        except PyMongoError as e:
+            raise VerifyFailed(f"cannot reach Mongo at {mask_url(mongo_url)} from here: "
+                               f"{one_line(str(e), 150)}") from None
+        steps = []
+        for name in ("insert", "update", "delete"):
+            started = time.monotonic()
+            _write_probe(client, key, name)
+            deadline = started + timeout
+            while not _arrived(collection.find_one({key_field: key_id}), name):
+                if time.monotonic() > deadline:
+                    raise VerifyFailed(f"{rendered.name}: the probe's {name} did not reach Mongo "
+                                       f"in {timeout:g}s: {_diagnose(client, rendered.name)}")
+                time.sleep(0.05)
+            steps.append(Step(name, time.monotonic() - started))
+            on_step(steps[-1])
+        return steps
+    finally:
+        client.delete(key)
+        with contextlib.suppress(PyMongoError):
+            collection.delete_many({key_field: key_id})
+        mongo.close()
+
+
+def _write_probe(client: redis.Redis, key: str, step: str) -> None:
+    if step == "delete":
+        client.delete(key)
+        return
+    document = {"wbloadProbe": True, "step": step, "at": time.time()}
+    client.execute_command("JSON.SET", key, "$", json.dumps(document))
+
+
+def _arrived(document: dict[str, Any] | None, step: str) -> bool:
+    if step == "delete":
+        return document is None
+    return document is not None and document.get("step") == step
+
+
+def _diagnose(client: redis.Redis, name: str) -> str:
+    """Why changes are not reaching Mongo, as far as Redis can tell."""
+    wb: WriteBehind | None = write_behinds(read_registrations(client)).get(name)
+    if wb is None or wb.stream_reader is None:
+        return "it is no longer registered"
+    reader = wb.stream_reader
+    waiting = backlog(client, reader.stream_pattern)
+    error = one_line(reader.last_error)
+    if wb.draining:
+        return (f"version {wb.draining[0].version} is still draining; "
+                f"{waiting} change(s) wait behind it")
+    if waiting and error:
+        return f"{waiting} change(s) stuck in the stream, last error: {error}"
+    if waiting:
+        return f"{waiting} change(s) waiting in the stream; the StreamReader has not run"
+    if error:
+        return f"the StreamReader's last error: {error}"
+    return "nothing is waiting in the stream: is the recipe's KEY_PREFIX the app's?"
