@@ -24,6 +24,7 @@ from .recipe import load_recipe
 from .redact import redact, url_password
 from .registrations import read_registrations, write_behinds
 from .render import RenderedRecipe, render
+from .requirements import export_requirement, import_requirements, install_requirements
 from .resync import keys_with_prefix, resync, resync_prefix, resync_stream
 from .server import ready_client
 from .status import WriteBehindStatus, collect_status
@@ -175,16 +176,21 @@ def render_command(recipe: str, mongo_url: str | None, params: Sequence[str],
 @click.option("--dry-run", is_flag=True, help="Show the plan; send nothing.")
 @click.option("--wait", type=click.FloatRange(min=0), default=0.0, metavar="SECONDS",
               help="Wait up to SECONDS for Redis to accept connections and load its modules.")
+@click.option("--requirements-from", type=click.Path(exists=True, file_okay=False),
+              metavar="DIR", help="Import requirement zips from DIR first (offline hosts).")
 @click.option("--drain-timeout", type=click.FloatRange(min=0), default=120.0, metavar="SECONDS",
               show_default=True,
               help="After an upgrade, wait this long for the old version to write what it has "
                    "left (the new version writes after it, so nothing is lost or reordered).")
 def deploy_command(recipes: Sequence[str], mongo_url: str | None, params: Sequence[str],
                    secret_key: str | None, target: RedisTarget, force: bool, dry_run: bool,
-                   wait: float, drain_timeout: float) -> None:
+                   wait: float, requirements_from: str | None, drain_timeout: float) -> None:
     """Register RECIPE(s) in Redis, unless the same version is there already."""
     rendered_recipes = render_recipes(recipes, mongo_url, params, secret_key)
     client = ready_client(target, wait=wait)
+    if requirements_from and not dry_run:
+        for name in import_requirements(client, Path(requirements_from)):
+            click.echo(f"{name}: imported", err=True)
     if secret_key and mongo_url and not dry_run:
         client.set(secret_key, mongo_url)
     for rendered in rendered_recipes:
@@ -290,6 +296,36 @@ def deployed_recipes(client: redis.Redis, mongo_url: str | None, params: Sequenc
     if not found:
         raise UsageError("no recipe under ./recipes is deployed here: name the RECIPE to verify")
     return found
+
+
+@main.group("requirements", epilog=EXIT_CODES)
+def requirements_group() -> None:
+    """Move a recipe's Python requirements to Redis hosts that cannot reach PyPI."""
+
+
+@requirements_group.command("export", epilog=EXIT_CODES)
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--to", "directory", required=True, type=click.Path(file_okay=False),
+              help="Folder for the requirement zips (gears-cli's format).")
+@redis_options
+def requirements_export(recipe: str, directory: str, target: RedisTarget) -> None:
+    """Install RECIPE's REQUIREMENTS on a Gears that reaches PyPI, then save them as zips."""
+    (rendered,) = render_recipes([recipe], None, [])
+    client = ready_client(target)
+    install_requirements(client, rendered.requirements)
+    raw = target.client(decode_responses=False)
+    for requirement in rendered.requirements:
+        path = export_requirement(raw, requirement, Path(directory))
+        click.echo(f"{requirement}: saved {path}")
+
+
+@requirements_group.command("import", epilog=EXIT_CODES)
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@redis_options
+def requirements_import(directory: str, target: RedisTarget) -> None:
+    """Install the requirement zips in DIRECTORY into Redis, without PyPI."""
+    for name in import_requirements(ready_client(target), Path(directory)):
+        click.echo(f"{name}: imported")
 
 
 @main.command("resync", epilog=EXIT_CODES)

@@ -43,10 +43,10 @@ class RedisTarget:
     def secrets(self) -> list[str | None]:
         return [url_password(self.url)]
 
-    def client(self) -> redis.Redis:
-        """A redis-py client (not yet connected)."""
+    def client(self, decode_responses: bool = True) -> redis.Redis:
+        """A redis-py client (not yet connected); str replies unless told otherwise."""
         options: dict = {
-            "decode_responses": True,
+            "decode_responses": decode_responses,
             "socket_connect_timeout": 5,
             "socket_timeout": self.timeout,
             # Never resend a command: a resent RG.PYEXECUTE would run the recipe twice.

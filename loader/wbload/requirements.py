@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis
+
+from .errors import DeployFailed, UsageError
 
 _PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;,]+)\s*$")
 
@@ -51,3 +57,74 @@ def version_changes(
         if wanted_pin and wanted_pin[0] in pinned and pinned[wanted_pin[0]] != wanted_pin[1]:
             changes.append((wanted_pin[0], pinned[wanted_pin[0]], wanted_pin[1]))
     return changes
+
+
+# Offline requirements, in gears-cli's format: one zip per requirement with MetaData.json
+# (RG.PYEXPORTREQ's metadata) and Data.bin (its serialised wheels).
+META_DATA_FILE = "MetaData.json"
+DATA_FILE = "Data.bin"
+IMPORT_CHUNK = 10 * 1024 * 1024
+
+
+def install_requirements(client: redis.Redis, requirements: list[str]) -> None:
+    """Have the server pip-install `requirements`, registering nothing.
+
+    Gears forgets the requirements of code that neither runs nor registers, so this runs
+    the cheapest batch there is (one record per shard) to keep them exportable.
+    """
+    if requirements:
+        client.execute_command("RG.PYEXECUTE", "GB('ShardsIDReader').run()",
+                               "REQUIREMENTS", *requirements)
+
+
+def export_requirement(raw: redis.Redis, requirement: str, directory: Path) -> Path:
+    """Save an installed requirement as a gears-cli zip in `directory`; returns its path.
+
+    `raw` must return bytes (decode_responses=False): the wheels are binary.
+    """
+    try:
+        meta_reply, chunks = raw.execute_command("RG.PYEXPORTREQ", requirement)
+    except redis.ResponseError as e:
+        raise UsageError(f"cannot export requirement {requirement}: {e}") from None
+    meta = {_str(k): _plain(v) for k, v in zip(meta_reply[::2], meta_reply[1::2])}
+    name = "redisgears-requirement-v{}-{}-{}.zip".format(
+        meta["GearReqVersion"], os.path.basename(str(meta["Name"])), meta["CompiledOs"])
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(META_DATA_FILE, json.dumps(meta, indent=4, sort_keys=True))
+        archive.writestr(DATA_FILE, b"".join(chunks))
+    return path
+
+
+def import_requirements(client: redis.Redis, directory: Path) -> list[str]:
+    """Send every requirement zip in `directory` to the server; returns their names."""
+    paths = sorted(directory.glob("*.zip"))
+    if not paths:
+        raise UsageError(f"no requirement zips in {directory} (make them with "
+                         "`wbload requirements export`)")
+    imported = []
+    for path in paths:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                data = archive.read(DATA_FILE)
+                name = json.loads(archive.read(META_DATA_FILE)).get("Name", path.name)
+        except (zipfile.BadZipFile, KeyError, ValueError) as e:
+            raise UsageError(f"{path} is not a requirement zip: {e}") from None
+        chunks = [data[i : i + IMPORT_CHUNK] for i in range(0, len(data), IMPORT_CHUNK)]
+        try:
+            client.execute_command("RG.PYIMPORTREQ", *chunks)
+        except redis.ResponseError as e:
+            raise DeployFailed(f"Redis refused requirement {name} from {path}: {e}") from None
+        imported.append(str(name))
+    return imported
+
+
+def _str(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return _str(value) if isinstance(value, bytes) else value

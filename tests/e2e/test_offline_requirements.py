@@ -1,0 +1,44 @@
+"""Offline requirements: export a recipe's requirements as zips, import them, deploy from them."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+from bench.cli import wbload
+from bench.movies import MOVIES, deploy
+
+
+def test_export_import_round_trip(gears, mongo, mongo_db, gears_clean, tmp_path: Path) -> None:
+    exported = wbload("requirements", "export", MOVIES, "--to", str(tmp_path),
+                      "--redis-url", gears.url)
+    assert exported.exit_code == 0, exported.output
+    zips = sorted(tmp_path.glob("*.zip"))
+    assert len(zips) == 2
+    names = set()
+    for path in zips:
+        with zipfile.ZipFile(path) as archive:
+            assert set(archive.namelist()) == {"MetaData.json", "Data.bin"}
+            meta = json.loads(archive.read("MetaData.json"))
+            names.add(meta["Name"])
+            assert path.name == (f"redisgears-requirement-v{meta['GearReqVersion']}-"
+                                 f"{meta['Name']}-{meta['CompiledOs']}.zip")
+            assert archive.read("Data.bin")
+    assert names == {"rgsync", "pymongo==4.7.3"}
+
+    imported = wbload("requirements", "import", str(tmp_path), "--redis-url", gears.url)
+    assert imported.exit_code == 0, imported.output
+    assert "rgsync: imported" in imported.stdout
+    deployed = deploy(gears.url, mongo.url_from_redis, mongo_db,
+                      "--requirements-from", str(tmp_path))
+    assert deployed.exit_code == 0, deployed.output
+    reqs = gears_clean.execute_command("RG.PYDUMPREQS")
+    assert {dict(zip(r[::2], r[1::2]))["Name"] for r in reqs} >= names
+
+
+def test_import_refuses_what_is_not_a_requirement(gears, gears_clean, tmp_path: Path) -> None:
+    (tmp_path / "junk.zip").write_bytes(b"not a zip")
+    result = wbload("requirements", "import", str(tmp_path), "--redis-url", gears.url)
+    assert result.exit_code == 2, result.output
+    assert "is not a requirement zip" in result.stderr
