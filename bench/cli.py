@@ -1,0 +1,372 @@
+"""`python -m bench`: P1 write path, P2 drain, P3 lag, P4 redeploy -- stock vs ours, one run.
+
+    python -m bench                                  # own servers: stand-in + nx-27017
+    python -m bench --redis-url redis://127.0.0.1:6390 --mongo-url mongodb://127.0.0.1:27017
+    python -m bench --smoke --json /tmp/smoke.json   # seconds, tiny N: does it still work?
+
+See bench/README.md for what each phase measures, the recorded figures and their caveats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pymongo
+import redis
+
+from . import env, p1_write, p2_drain, p3_lag, p4_redeploy
+from .proxy import PausableProxy
+from .sinks import Sink, ours, reset
+
+PHASES = ("p1", "p2", "p3", "p4")
+DEFAULT_RESULTS = Path(__file__).resolve().parent / "results"
+
+
+class Skipped(Exception):
+    """A phase that cannot run with these servers (reported, not an error)."""
+
+
+class Run:
+    """The servers of this run and how to reach them; one per `python -m bench`."""
+
+    def __init__(self, redis_url: str, mongo_url: str, mongo_url_from_redis: str | None) -> None:
+        self.id = uuid.uuid4().hex[:8]
+        self.redis_url = redis_url
+        self.mongo_url = mongo_url
+        self.proxy: PausableProxy | None = None
+        if mongo_url_from_redis is None:
+            host, port = env.host_port(mongo_url)
+            self.proxy = PausableProxy(host, port)
+            self.mongo_url_from_redis = env.with_host_port(mongo_url, "127.0.0.1",
+                                                           self.proxy.port)
+        else:
+            self.mongo_url_from_redis = mongo_url_from_redis
+        self.mongo_url_via_proxy = self.mongo_url_from_redis
+        self._mongo: pymongo.MongoClient[Any] | None = None
+        self._clients: list[redis.Redis] = []
+
+    def redis(self) -> redis.Redis:
+        client = env.redis_client(self.redis_url)
+        self._clients.append(client)
+        return client
+
+    def mongo(self) -> pymongo.MongoClient[Any]:
+        if self._mongo is None:
+            self._mongo = pymongo.MongoClient(self.mongo_url, serverSelectionTimeoutMS=10_000)
+        return self._mongo
+
+    def database(self, suffix: str) -> str:
+        return f"wbbench_{self.id}_{suffix}"
+
+    def close(self) -> None:
+        for c in self._clients:
+            c.close()
+        if self._mongo is not None:
+            self._mongo.close()
+        if self.proxy is not None:
+            self.proxy.close()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--redis-url", help="Redis with RedisGears 1.2 + RedisJSON (default: start "
+                   "the stand-in in front of a local redis-server). EVERY REGISTRATION IS "
+                   "UNREGISTERED AND THE SERVER FLUSHED: use a throwaway server.")
+    p.add_argument("--mongo-url", help="MongoDB as this process reaches it (default: start "
+                   "mongod if on PATH, else nx-27017)")
+    p.add_argument("--mongo-url-from-redis", help="MongoDB as Redis reaches it, when Redis "
+                   "cannot reach this machine's loopback (default: a pausable proxy on "
+                   "127.0.0.1; without it P2 cannot take Mongo down and is skipped)")
+    p.add_argument("--phases", default=",".join(PHASES), help="comma list (default: all)")
+    p.add_argument("--sinks", default="stock,ours", help="compared in P1-P3 (default: "
+                   "stock,ours; bare always runs in P1)")
+    p.add_argument("--variant", action="append", default=[], metavar="LABEL=RECIPE",
+                   help="also compare this recipe file (deployed with wbload deploy); "
+                   "repeatable")
+    p.add_argument("--smoke", action="store_true", help="tiny sizes: seconds, for CI")
+    p.add_argument("--p1-seconds", type=float, default=3.0)
+    p.add_argument("--p1-clients", type=int, default=2, help="client processes (default 2: "
+                   "more only steal the 2 CPUs of the reference machine from the server)")
+    p.add_argument("--p1-depth", type=int, default=64, help="pipeline depth per client")
+    p.add_argument("--p1-rounds", type=int, default=3, help="interleaved rounds; the median "
+                   "is reported")
+    p.add_argument("--p2-n", type=int, default=2000, help="backlog size (default 2000)")
+    p.add_argument("--p3-seconds", type=float, default=10.0)
+    p.add_argument("--p3-rate", type=float, help="writes/s (default: half of ours' P2 rate)")
+    p.add_argument("--p4-repeats", type=int, default=3)
+    p.add_argument("--json", type=Path, help="results file (default: bench/results/"
+                   "<redis kind>-<time>.json)")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.p1_seconds, args.p1_clients, args.p1_depth, args.p1_rounds = 0.5, 2, 8, 1
+        args.p2_n, args.p3_seconds, args.p4_repeats = 30, 1.0, 1
+        args.p3_rate = args.p3_rate or 20.0
+    args.phases = [x for x in args.phases.split(",") if x]
+    unknown = set(args.phases) - set(PHASES)
+    if unknown:
+        p.error(f"unknown phase(s) {', '.join(sorted(unknown))}")
+    return args
+
+
+def sinks_from(args: argparse.Namespace) -> list[Sink]:
+    out = []
+    for label in [s for s in args.sinks.split(",") if s]:
+        if label == "ours":
+            out.append(ours())
+        elif label == "stock":
+            out.append(Sink("stock"))
+        else:
+            raise SystemExit(f"unknown sink {label!r} (stock, ours; more with --variant)")
+    for item in args.variant:
+        label, sep, path = item.partition("=")
+        if not sep or label in ("bare", "stock", "ours") or not Path(path).is_file():
+            raise SystemExit(f"--variant {item!r}: want LABEL=RECIPE_FILE, a new label")
+        out.append(Sink(label, Path(path).resolve()))
+    return out
+
+
+def code_version() -> dict[str, Any]:
+    """Which commit was measured, and whether recipes/ or loader/ differed from it."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=env.REPO, capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    return {"commit": git("rev-parse", "--short", "HEAD") or None,
+            "uncommitted_in_recipes_or_loader": bool(git("status", "--porcelain", "--",
+                                                         "recipes", "loader"))}
+
+
+def machine() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "loadavg_at_start": os.getloadavg()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sinks = sinks_from(args)
+    own = env.OwnServers()
+    try:
+        redis_url = args.redis_url or own.start_gears()
+        mongo_url = args.mongo_url or own.start_mongo()
+        env.wait_for_ping(redis_url)
+        results: dict[str, Any] = {
+            "bench": "wbload performance (issue 6)",
+            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "machine": machine(),
+            "code": code_version(),
+            "servers": {
+                "redis": env.describe_redis(redis_url),
+                "mongo": env.describe_mongo(mongo_url),
+                "started_by_bench": {"redis": args.redis_url is None,
+                                     "mongo": args.mongo_url is None},
+            },
+            "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "errors": {},
+        }
+        servers = results["servers"]
+        if servers["redis"]["kind"] == "no-gears":
+            raise SystemExit(f"{redis_url}: no RedisGears (neither module rg nor RG.PYSTATS)")
+        on = f"{servers['redis']['label']} + {servers['mongo']['label']}"
+        results["on"] = on
+        print(f"bench on: {on}; {results['machine']['cpus']} CPUs", flush=True)
+        run = Run(redis_url, mongo_url, args.mongo_url_from_redis)
+        results["servers"]["mongo_path_from_redis"] = (
+            "pausable proxy on 127.0.0.1" if run.proxy else "given URL (no pause possible)")
+        try:
+            for phase in args.phases:
+                print(f"--- {phase} ...", flush=True)
+                t = time.monotonic()
+                try:
+                    results[phase] = {"on": on, **PHASE_RUNNERS[phase](run, args, sinks, results)}
+                except Skipped as e:
+                    results[phase] = {"on": on, "skipped": str(e)}
+                    print(f"    {phase} skipped: {e}", flush=True)
+                except Exception as e:  # one phase failing must not hide the others
+                    results["errors"][phase] = f"{type(e).__name__}: {e}"
+                    traceback.print_exc()
+                    with contextlib.suppress(Exception):
+                        reset(run.redis())
+                print(f"    {phase} took {time.monotonic() - t:.1f}s", flush=True)
+        finally:
+            run.close()
+    finally:
+        own.close()
+    path = args.json or DEFAULT_RESULTS / (
+        f"{results['servers']['redis']['kind']}-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(report(results))
+    print(f"results: {path}")
+    return 1 if results["errors"] else 0
+
+
+# --- phases ---------------------------------------------------------------------------------
+def run_p1(run: Run, args: argparse.Namespace, sinks: list[Sink], _: dict) -> dict:
+    """Rounds of bare, then each sink, interleaved: slow drift (other load) hits all alike."""
+    client = run.redis()
+    out: dict[str, Any] = {"note": "Mongo down (proxy refusing) while a recipe is registered: "
+                           "only the synchronous part is measured" if run.proxy else
+                           "Mongo reachable: the drain runs meanwhile"}
+    keys = 50 if args.smoke else 1000
+    warmup = 0.2 if args.smoke else 1.0
+    configs = [Sink("bare"), *sinks]
+    rounds: dict[str, list[dict[str, Any]]] = {s.label: [] for s in configs}
+    for round_no in range(args.p1_rounds):
+        for sink in configs:
+            reset(client)
+            database = run.database(f"p1_{sink.label}")
+            if run.proxy:
+                run.proxy.pause()
+            try:
+                sink.deploy(run.redis_url, run.mongo_url_from_redis, database)
+                res = p1_write.measure(run.redis_url, args.p1_clients, args.p1_depth,
+                                       args.p1_seconds, warmup=warmup, keys_per_client=keys)
+            finally:
+                reset(client)
+                if run.proxy:
+                    run.proxy.resume()
+                run.mongo().drop_database(database)
+            rounds[sink.label].append(res)
+            print(f"    round {round_no + 1} {sink.label}: {res['ops_per_s']:.0f} JSON.SET/s",
+                  flush=True)
+    for label, results in rounds.items():
+        rates = sorted(r["ops_per_s"] for r in results)
+        out[label] = {**results[0], "ops_per_s": statistics.median(rates),
+                      "rounds": [round(r) for r in rates]}
+    bare = out["bare"]["ops_per_s"]
+    out["ratio_to_bare"] = {s.label: out[s.label]["ops_per_s"] / bare for s in sinks}
+    return out
+
+
+def run_p2(run: Run, args: argparse.Namespace, sinks: list[Sink], _: dict) -> dict:
+    if run.proxy is None:
+        raise Skipped("Mongo can only be taken down through the bench's proxy, which Redis "
+                      "cannot reach when --mongo-url-from-redis is given")
+    out: dict[str, Any] = {}
+    out["raw"] = p2_drain.raw(run, args.p2_n)
+    print(f"    raw: {out['raw']['docs_per_s']:.0f} docs/s", flush=True)
+    for sink in sinks:
+        out[sink.label] = p2_drain.drain(sink, run, args.p2_n)
+        print(f"    {sink.label}: {out[sink.label]['docs_per_s']:.0f} docs/s "
+              f"({out[sink.label]['drain_s_from_resume']:.1f}s from resume)", flush=True)
+    raw = out["raw"]["docs_per_s"]
+    out["ratio_to_raw"] = {s.label: out[s.label]["docs_per_s"] / raw for s in sinks}
+    if "stock" in out:
+        stock = out["stock"]["docs_per_s"] or float("nan")
+        out["ratio_to_stock"] = {s.label: out[s.label]["docs_per_s"] / stock
+                                 for s in sinks if s.label != "stock"}
+    return out
+
+
+def run_p3(run: Run, args: argparse.Namespace, sinks: list[Sink], results: dict) -> dict:
+    rate = args.p3_rate
+    source = "--p3-rate"
+    if rate is None:
+        drained = results.get("p2", {}).get("ours", {}).get("docs_per_s")
+        rate, source = (drained / 2, "half of ours' P2 rate") if drained else (50.0, "default")
+    out: dict[str, Any] = {"rate": rate, "rate_from": source}
+    for sink in sinks:
+        out[sink.label] = p3_lag.lag(sink, run, rate, args.p3_seconds)
+        lag = out[sink.label]["lag_ms"]
+        print(f"    {sink.label}: p50 {lag['p50']:.0f} ms, p99 {lag['p99']:.0f} ms", flush=True)
+    return out
+
+
+def run_p4(run: Run, args: argparse.Namespace, _sinks: list[Sink], _: dict) -> dict:
+    return p4_redeploy.redeploy(run, args.p4_repeats)
+
+
+PHASE_RUNNERS = {"p1": run_p1, "p2": run_p2, "p3": run_p3, "p4": run_p4}
+
+
+# --- report ---------------------------------------------------------------------------------
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def report(results: dict[str, Any]) -> str:
+    box = results["machine"]
+    out = [f"== wbload bench on {results.get('on', '?')} "
+           f"({box['cpus']} CPUs, load {box['loadavg_at_start'][0]:.2f} at start)"]
+    for phase in PHASES:
+        if "skipped" in results.get(phase, {}):
+            out.append(f"\n{phase.upper()}: skipped: {results[phase]['skipped']}")
+    p1 = results.get("p1")
+    if p1 and "skipped" not in p1:
+        rows = [["P1 write path", "JSON.SET/s", "ratio to bare", "rounds"]]
+        for label, res in p1.items():
+            if isinstance(res, dict) and "ops_per_s" in res:
+                ratio = p1["ratio_to_bare"].get(label)
+                rows.append([label, f"{res['ops_per_s']:.0f}",
+                             "1.00" if label == "bare" else f"{ratio:.2f}",
+                             " ".join(str(r) for r in res.get("rounds", []))])
+        out += ["", _table(rows), f"({p1['bare']['clients']} clients x pipeline "
+                f"{p1['bare']['pipeline_depth']}, {p1['bare']['seconds']:g}s per round, median "
+                f"of rounds; {p1['note']})"]
+    p2 = results.get("p2")
+    if p2 and "skipped" not in p2:
+        rows = [["P2 drain", "docs/s", "from resume", "retry wait", "ratio to raw",
+                 "ratio to stock"]]
+        for label, res in p2.items():
+            if not isinstance(res, dict) or "docs_per_s" not in res:
+                continue
+            rows.append([
+                label, f"{res['docs_per_s']:.0f}",
+                f"{res.get('docs_per_s_from_resume', res['docs_per_s']):.0f}",
+                f"{res['retry_wait_s']:.1f}s" if "retry_wait_s" in res else "-",
+                f"{p2['ratio_to_raw'][label]:.2f}" if label in p2.get("ratio_to_raw", {})
+                else "1.00",
+                f"{p2['ratio_to_stock'][label]:.2f}" if label in p2.get("ratio_to_stock", {})
+                else "-",
+            ])
+        out += ["", _table(rows), f"(backlog of {p2['raw']['n']} built with Mongo down; raw = "
+                "pymongo bulk_write of the same ReplaceOne upserts, same batches, same path)"]
+    p3 = results.get("p3")
+    if p3 and "skipped" not in p3:
+        rows = [["P3 lag", "rate/s", "p50 ms", "p95 ms", "p99 ms", "max ms",
+                 "p99 / (2 x batch)"]]
+        for label, res in p3.items():
+            if isinstance(res, dict) and "lag_ms" in res:
+                lag = res["lag_ms"]
+                rows.append([label, f"{res['rate_achieved']:.0f}", f"{lag['p50']:.0f}",
+                             f"{lag['p95']:.0f}", f"{lag['p99']:.0f}", f"{lag['max']:.0f}",
+                             f"{res['p99_over_2x_batch_duration']:.2f}"])
+        out += ["", _table(rows), f"(target {p3['rate']:.0f}/s = {p3['rate_from']}; batch "
+                "duration = BATCH_DURATION_MS 100; lag includes the write and <= 10 ms polling)"]
+    p4 = results.get("p4")
+    if p4 and "skipped" not in p4:
+        server = p4["pyexecute_calls_server"]
+        out += ["", _table([
+            ["P4 redeploy when current", "value"],
+            ["wall time (median of runs)", f"{p4['wall_s']['median']:.2f}s "
+             f"(runs {', '.join(f'{w:.2f}' for w in p4['wall_s']['runs'])})"],
+            ["RG.PYEXECUTE sent (client count)", str(p4["pyexecute_calls_client"])],
+            ["RG.PYEXECUTE (server commandstats)", "n/a (stand-in)" if server is None
+             else str(server)],
+            ["first deploy (for reference)", f"{p4['first_deploy_s']:.2f}s"],
+            ["output", p4["output"]],
+        ])]
+    for phase, error in results.get("errors", {}).items():
+        out.append(f"\n{phase}: ERROR {error}")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""P1 write path: JSON.SET throughput with nothing registered, with stock, with ours.
+
+Several client processes each keep a pipeline of `depth` JSON.SET commands in flight on
+their own connection, for a fixed time. The commands are encoded once, before the clock
+starts, and replies are only counted and checked (`+OK`), so the clients cost little next
+to the server: on a 2-core machine they still share the CPUs with it, which the report says.
+
+While ours or stock is registered, Mongo is down (the proxy refuses): every write still
+runs the KeysReader and lands in the stream, but the StreamReader does not compete for the
+CPU with the writers. What is measured is the synchronous part, as the issue asks.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import queue
+import socket
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import docs
+
+
+def _resp(*args: str) -> bytes:
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        b = a.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
+
+
+def encoded_batches(client_no: int, keys: int, depth: int) -> list[bytes]:
+    """Pipelines of `depth` JSON.SET each, over `keys` keys of this client (ids disjoint)."""
+    tpl = docs.templates()
+    first = client_no * keys
+    commands = []
+    for i in range(first, first + keys):
+        text = json.dumps(docs.movie(i, tpl))
+        commands.append(_resp("JSON.SET", docs.key(i), "$", text))
+    return [b"".join(commands[j:j + depth]) for j in range(0, len(commands), depth)]
+
+
+def _connect(url: str) -> socket.socket:
+    parts = urlsplit(url)
+    s = socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379),
+                                 timeout=30)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if parts.password:
+        user = parts.username or "default"
+        s.sendall(_resp("AUTH", user, parts.password))
+        if not s.recv(64).startswith(b"+OK"):
+            raise RuntimeError("AUTH refused")
+    return s
+
+
+def _worker(url: str, client_no: int, keys: int, depth: int, start_at: float,
+            warmup: float, seconds: float, out: Any) -> None:
+    """Send pipelines until start_at+warmup+seconds; report ops answered in the window."""
+    batches = encoded_batches(client_no, keys, depth)
+    sizes = [b.count(b"\r\n*") + 1 for b in batches]
+    s = _connect(url)
+    counted = errors = 0
+    first_error = ""
+    while time.time() < start_at:
+        time.sleep(0.001)
+    window_start, window_end = start_at + warmup, start_at + warmup + seconds
+    i = 0
+    try:
+        while True:
+            now = time.time()
+            if now >= window_end:
+                break
+            batch, expect = batches[i % len(batches)], sizes[i % len(batches)]
+            i += 1
+            s.sendall(batch)
+            buf = b""
+            while buf.count(b"\r\n") < expect:
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise ConnectionError("server closed the connection")
+                buf += chunk
+            ok = buf.count(b"+OK\r\n")
+            if ok != expect:
+                errors += expect - ok
+                first_error = first_error or buf.decode(errors="replace")[:200]
+            if now >= window_start and time.time() <= window_end:
+                counted += expect
+    finally:
+        s.close()
+    out.put({"client": client_no, "ops": counted, "errors": errors,
+             "first_error": first_error})
+
+
+def measure(url: str, clients: int, depth: int, seconds: float, warmup: float = 1.0,
+            keys_per_client: int = 1000) -> dict[str, Any]:
+    """Total JSON.SET/s over `clients` processes, each `depth` deep, for `seconds`."""
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    start_at = time.time() + 1.0 + 0.2 * clients  # every process spawned and connected
+    procs = [ctx.Process(target=_worker, args=(url, n, keys_per_client, depth, start_at,
+                                                warmup, seconds, out), daemon=True)
+             for n in range(clients)]
+    for p in procs:
+        p.start()
+    results = []
+    deadline = start_at + warmup + seconds + 120
+    while len(results) < len(procs):
+        try:
+            results.append(out.get(timeout=1))
+        except queue.Empty:
+            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if dead or time.time() > deadline:
+                for p in procs:
+                    p.kill()
+                raise RuntimeError(f"P1 client processes failed (exit codes {dead}); "
+                                   "their traceback is above") from None
+    for p in procs:
+        p.join(30)
+    ops = sum(r["ops"] for r in results)
+    errors = sum(r["errors"] for r in results)
+    first = next((r["first_error"] for r in results if r["first_error"]), "")
+    if errors:
+        raise RuntimeError(f"{errors} JSON.SET replies were not OK, e.g. {first!r}")
+    return {"ops": ops, "seconds": seconds, "ops_per_s": ops / seconds, "clients": clients,
+            "pipeline_depth": depth, "keys": clients * keys_per_client}

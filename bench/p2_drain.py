@@ -1,0 +1,150 @@
+"""P2 drain: a backlog of N changes built while Mongo is down, then drained when it is back.
+
+For a sink: deploy it, sync one warm-up document (requirements imported, Mongo connected),
+take Mongo down (the proxy refuses), JSON.SET N documents, check the stream holds N, bring
+Mongo back, and poll until the stream is empty and Mongo holds all N.
+
+Both rgsync-based sinks retry a failed batch after their retry interval (5 s, rgsync's
+default, for both), so the wall time from "Mongo is back" includes up to that wait. Two
+figures are reported:
+- `docs_per_s`: N divided by the time from the last poll that saw none of them in Mongo to
+  the first poll that saw the stream empty and all N in Mongo (the drain itself, without the
+  retry wait; conservative by up to two poll intervals);
+- `docs_per_s_from_resume`: N divided by the time from resume to done (what an operator
+  waits).
+The limit, `raw`, is pymongo's bulk_write of the same documents, as the same operations
+(ReplaceOne by movieId, upsert, ordered, batches of the recipes' batch size) through the
+same proxy to the same server.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pymongo
+import redis
+from pymongo import ReplaceOne
+
+from . import docs
+from .sinks import COLLECTION, Sink, backlog, reset, stream_reader_stats
+
+WARM_ID = 10_000_000  # outside the ids of the measured documents
+
+
+def fill(client: redis.Redis, items: list[tuple[str, str, dict[str, Any]]],
+         chunk: int = 200) -> float:
+    """JSON.SET every item, pipelined; the seconds it took."""
+    started = time.monotonic()
+    for i in range(0, len(items), chunk):
+        pipe = client.pipeline(transaction=False)
+        for key, text, _ in items[i:i + chunk]:
+            pipe.execute_command("JSON.SET", key, "$", text)
+        for reply in pipe.execute():
+            if reply not in (True, "OK", b"OK"):
+                raise RuntimeError(f"JSON.SET answered {reply!r}")
+    return time.monotonic() - started
+
+
+def wait(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout:.0f}s for {what}")
+        time.sleep(interval)
+
+
+def warm_up(client: redis.Redis, coll: Any, timeout: float) -> None:
+    """One document through the whole path: requirements imported, Mongo client connected."""
+    key, text, _ = docs.movies(1, start=WARM_ID)[0]
+    client.execute_command("JSON.SET", key, "$", text)
+    wait(lambda: coll.count_documents({"movieId": str(WARM_ID)}) == 1, timeout,
+         "the warm-up document in Mongo")
+
+
+def drain(sink: Sink, run: Any, n: int, poll: float = 0.02, timeout: float = 600) -> dict:
+    """Drain figures for `sink` (see the module doc)."""
+    client, mongo = run.redis(), run.mongo()
+    database = run.database(f"p2_{sink.label}")
+    coll = mongo[database][COLLECTION]
+    reset(client)
+    mongo.drop_database(database)
+    deploy_s = sink.deploy(run.redis_url, run.mongo_url_from_redis, database)
+    warm_up(client, coll, timeout=120)
+    items = docs.movies(n)
+    run.proxy.pause()
+    try:
+        fill_s = fill(client, items)
+        wait(lambda: backlog(client) >= n, 30, f"{n} changes in the stream")
+        waiting = backlog(client)
+    finally:
+        run.proxy.resume()
+    resumed = time.monotonic()
+    last_empty = resumed  # the last poll that saw none of the N in Mongo
+    deadline = resumed + timeout
+    while True:
+        count = coll.estimated_document_count() - 1  # minus the warm-up document
+        left = backlog(client) if count >= n else None
+        now = time.monotonic()
+        if count <= 0:
+            last_empty = now
+        if count >= n and left == 0:
+            break
+        if now > deadline:
+            raise TimeoutError(f"{sink.label}: {count}/{n} documents after {timeout}s")
+        time.sleep(poll)
+    done = time.monotonic()
+    sample = coll.find_one({"movieId": str(n - 1)}, {"_id": 0})
+    expected = items[n - 1][2]
+    if sample is None or any(sample.get(k) != v for k, v in expected.items()):
+        raise AssertionError(f"{sink.label}: document {n - 1} in Mongo differs from Redis")
+    stats = stream_reader_stats(client) or {}
+    reset(client)
+    mongo.drop_database(database)
+    return {
+        "n": n,
+        "deploy_s": round(deploy_s, 3),
+        "fill_s": round(fill_s, 3),
+        "backlog_before_resume": int(waiting),
+        "retry_wait_s": round(last_empty - resumed, 3),
+        "drain_s": round(done - last_empty, 3),
+        "drain_s_from_resume": round(done - resumed, 3),
+        "docs_per_s": n / (done - last_empty),
+        "docs_per_s_from_resume": n / (done - resumed),
+        "stream_reader": _stats(stats),
+        "poll_interval_s": poll,
+    }
+
+
+def _stats(stats: dict[str, Any]) -> dict[str, Any]:
+    keep = ("numTriggered", "numSuccess", "numFailures", "avgRunDurationMS",
+            "lastRunDurationMS", "lastError")
+    return {k: stats.get(k) for k in keep if k in stats}
+
+
+def raw(run: Any, n: int, batch: int = 100) -> dict:
+    """pymongo bulk_write of the same documents through the same proxy: the limit."""
+    database = run.database("p2_raw")
+    mongo = run.mongo()
+    mongo.drop_database(database)
+    via_proxy = pymongo.MongoClient(run.mongo_url_via_proxy, serverSelectionTimeoutMS=10_000)
+    try:
+        coll = via_proxy[database][COLLECTION]
+        warm = docs.movies(1, start=WARM_ID)[0][2]
+        coll.replace_one({"movieId": warm["movieId"]}, warm, upsert=True)
+        items = [json.loads(text) for _, text, _ in docs.movies(n)]
+        started = time.monotonic()
+        for i in range(0, n, batch):
+            coll.bulk_write([ReplaceOne({"movieId": d["movieId"]}, d, upsert=True)
+                             for d in items[i:i + batch]], ordered=True)
+        seconds = time.monotonic() - started
+        assert coll.estimated_document_count() == n + 1
+    finally:
+        via_proxy.close()
+        mongo.drop_database(database)
+    return {"n": n, "batch": batch, "seconds": round(seconds, 3), "docs_per_s": n / seconds}

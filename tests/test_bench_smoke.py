@@ -1,0 +1,77 @@
+"""The performance bench (bench/, issue 6) still runs end to end: a smoke-sized run.
+
+Runs `python -m bench --smoke` against this session's bench servers and checks the shape of
+its results file. Speed is never asserted here (bench/README.md has the figures); only that
+every phase produced its figures, labelled with the servers they ran on.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from bench.targets import GearsTarget, MongoTarget
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_bench(gears: GearsTarget, mongo: MongoTarget, out: Path) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-m", "bench", "--smoke", "--json", str(out),
+            "--redis-url", gears.url, "--mongo-url", mongo.url]
+    if mongo.url_from_redis != mongo.url:  # Redis in a container: no pausable proxy for it
+        argv += ["--mongo-url-from-redis", mongo.url_from_redis]
+    # cwd=REPO: `-m bench` is the repository's bench/, not tests/bench (the fixtures' helpers).
+    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=400)
+
+
+def test_smoke_run_produces_every_figure(
+    gears: GearsTarget, gears_clean: redis.Redis, mongo: MongoTarget, tmp_path: Path
+) -> None:
+    mongo.ensure_running()
+    out = tmp_path / "results.json"
+    done = run_bench(gears, mongo, out)
+    assert done.returncode == 0, f"bench failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    results: dict[str, Any] = json.loads(out.read_text())
+
+    redis_kind = results["servers"]["redis"]["kind"]
+    assert redis_kind == ("standin" if gears.kind == "standin" else "redisgears")
+    assert results["servers"]["mongo"]["label"]
+    assert results["errors"] == {}
+    for phase in ("p1", "p2", "p3", "p4"):
+        assert results[phase]["on"] == results["on"]  # every figure says where it ran
+    assert results["servers"]["redis"]["label"] in results["on"]
+
+    p1 = results["p1"]
+    for label in ("bare", "stock", "ours"):
+        assert p1[label]["ops_per_s"] > 0
+    assert set(p1["ratio_to_bare"]) == {"stock", "ours"}
+
+    p3 = results["p3"]
+    for label in ("stock", "ours"):
+        lag = p3[label]["lag_ms"]
+        assert 0 <= lag["p50"] <= lag["p95"] <= lag["p99"] <= lag["max"]
+        assert p3[label]["backlog_after"] == 0
+
+    p4 = results["p4"]
+    assert "up to date" in p4["output"]
+    assert p4["pyexecute_calls_client"] == 0  # what P4 is about: a current recipe is not re-sent
+    assert p4["wall_s"]["median"] > 0
+
+    if mongo.url_from_redis != mongo.url:
+        assert "skipped" in results["p2"]  # Mongo cannot be taken down from here
+        return
+    p2 = results["p2"]
+    assert p2["raw"]["docs_per_s"] > 0
+    for label in ("stock", "ours"):
+        assert p2[label]["backlog_before_resume"] >= p2[label]["n"]
+        assert p2[label]["docs_per_s"] > 0
+    assert set(p2["ratio_to_raw"]) == {"stock", "ours"}
+    assert set(p2["ratio_to_stock"]) == {"ours"}
