@@ -24,7 +24,12 @@ from .recipe import load_recipe
 from .redact import redact, url_password
 from .registrations import read_registrations, write_behinds
 from .render import RenderedRecipe, render
-from .requirements import export_requirement, import_requirements, install_requirements
+from .requirements import (
+    export_requirement,
+    import_requirements,
+    install_requirements,
+    write_order,
+)
 from .resync import keys_with_prefix, resync, resync_prefix, resync_stream
 from .server import ready_client
 from .status import WriteBehindStatus, collect_status
@@ -317,6 +322,7 @@ def requirements_export(recipe: str, directory: str, target: RedisTarget) -> Non
     for requirement in rendered.requirements:
         path = export_requirement(raw, requirement, Path(directory))
         click.echo(f"{requirement}: saved {path}")
+    write_order(Path(directory), rendered.requirements)
 
 
 @requirements_group.command("import", epilog=EXIT_CODES)

@@ -66,8 +66,8 @@ def apply(client: redis.Redis, deploy_plan: Plan) -> DeployOutcome:
         _remove_half_registered(client, rendered)
         raise DeployFailed(
             f"{rendered.name} {rendered.version}: RG.PYEXECUTE answered OK but the recipe did "
-            "not register both a KeysReader and a StreamReader; check that it calls "
-            "RGJSONWriteBehind (or JSONWriteBehind) with NAME and VERSION"
+            "not register its readers (a KeysReader, and a StreamReader for write-behind); "
+            "check that it calls JSONWriteBehind or JSONWriteThrough with NAME and VERSION"
         )
     return DeployOutcome(deploy_plan, registered, time.monotonic() - started)
 

@@ -84,7 +84,15 @@ class WriteBehind:
         return versions.pop() if len(versions) == 1 else None
 
     @property
+    def write_through(self) -> bool:
+        """A write-through has a KeysReader only (recipes/common/json_write_through.py)."""
+        return self.keys_reader is not None and self.keys_reader.desc.get("kind") == (
+            "write-through")
+
+    @property
     def complete(self) -> bool:
+        if self.write_through:
+            return True
         return self.keys_reader is not None and self.stream_reader is not None
 
     @property

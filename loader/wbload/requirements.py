@@ -60,9 +60,11 @@ def version_changes(
 
 
 # Offline requirements, in gears-cli's format: one zip per requirement with MetaData.json
-# (RG.PYEXPORTREQ's metadata) and Data.bin (its serialised wheels).
+# (RG.PYEXPORTREQ's metadata) and Data.bin (its serialised wheels), plus requirements.txt
+# with their order: Gears force-reinstalls each on import, so the last one wins.
 META_DATA_FILE = "MetaData.json"
 DATA_FILE = "Data.bin"
+ORDER_FILE = "requirements.txt"
 IMPORT_CHUNK = 10 * 1024 * 1024
 
 
@@ -97,26 +99,42 @@ def export_requirement(raw: redis.Redis, requirement: str, directory: Path) -> P
     return path
 
 
+def write_order(directory: Path, requirements: list[str]) -> None:
+    """Record the order requirements must be imported in (the recipe's)."""
+    (directory / ORDER_FILE).write_text("".join(f"{r}\n" for r in requirements))
+
+
 def import_requirements(client: redis.Redis, directory: Path) -> list[str]:
-    """Send every requirement zip in `directory` to the server; returns their names."""
-    paths = sorted(directory.glob("*.zip"))
-    if not paths:
-        raise UsageError(f"no requirement zips in {directory} (make them with "
-                         "`wbload requirements export`)")
-    imported = []
-    for path in paths:
+    """Send the requirement zips in `directory` to the server, in the recipe's order."""
+    archives = {}
+    for path in sorted(directory.glob("*.zip")):
         try:
             with zipfile.ZipFile(path) as archive:
                 data = archive.read(DATA_FILE)
-                name = json.loads(archive.read(META_DATA_FILE)).get("Name", path.name)
+                name = str(json.loads(archive.read(META_DATA_FILE)).get("Name", path.name))
         except (zipfile.BadZipFile, KeyError, ValueError) as e:
             raise UsageError(f"{path} is not a requirement zip: {e}") from None
+        archives[name] = (path, data)
+    if not archives:
+        raise UsageError(f"no requirement zips in {directory} (make them with "
+                         "`wbload requirements export`)")
+    order_file = directory / ORDER_FILE
+    if not order_file.is_file():
+        raise UsageError(f"{order_file} is missing: it gives the order the requirements must "
+                         "be installed in (`wbload requirements export` writes it)")
+    order = [line.strip() for line in order_file.read_text().splitlines() if line.strip()]
+    missing = [name for name in order if name not in archives]
+    if missing:
+        raise UsageError(f"{directory} has no zip for requirement {missing[0]}")
+    imported = []
+    for name in order:
+        path, data = archives[name]
         chunks = [data[i : i + IMPORT_CHUNK] for i in range(0, len(data), IMPORT_CHUNK)]
         try:
             client.execute_command("RG.PYIMPORTREQ", *chunks)
         except redis.ResponseError as e:
             raise DeployFailed(f"Redis refused requirement {name} from {path}: {e}") from None
-        imported.append(str(name))
+        imported.append(name)
     return imported
 
 

@@ -59,10 +59,7 @@ class WriteBehindStatus:
     draining: list[ReaderStatus] = field(default_factory=list)
     dead_letter_stream: str | None = None
     dead_letters: int = 0
-
-    @property
-    def complete(self) -> bool:
-        return {r.reader for r in self.readers} == {"KeysReader", "StreamReader"}
+    complete: bool = True
 
 
 @dataclass(frozen=True)
@@ -98,6 +95,7 @@ def status_of(client: redis.Redis, wb: WriteBehind) -> WriteBehindStatus:
         draining=[ReaderStatus.of(client, r) for r in wb.draining],
         dead_letter_stream=dead_letter,
         dead_letters=int(client.xlen(dead_letter)) if dead_letter else 0,
+        complete=wb.complete,
     )
 
 

@@ -25,11 +25,10 @@ import json
 import uuid
 from contextlib import suppress
 
+from common.registrations import take_over
 from redisgears import executeCommand as execute
-from redisgears import getMyHashTag as hashtag
 from rgsync import RGJSONWriteBehind
 from rgsync.common import CreateGetStreamNameCallback, WriteBehindLog
-from rgsync.redis_gears_write_behind import CompareVersions, RegistrationArrToDict
 
 JSON_WRITE_EVENTS = [
     'json.set', 'json.del', 'json.merge', 'json.mset', 'json.clear', 'json.toggle',
@@ -88,42 +87,6 @@ class JSONWriteBehind(RGJSONWriteBehind):
             prefix='_%s-stream-%s-*' % (table, stream_uuid),
             mode='async_local', batch=batch, duration=duration,
             onFailedPolicy='retry', onFailedRetryInterval=onFailedRetryInterval)
-
-
-def take_over(name, version):
-    """Unregister `name`'s older KeysReaders; return its older StreamReaders, left to drain.
-
-    Raises, as rgsync does, when an equal or newer version is registered.
-    """
-    found = []
-    for registration in execute('RG.DUMPREGISTRATIONS'):
-        registration = RegistrationArrToDict(registration, 0)
-        try:
-            desc = json.loads(registration['desc'])
-        except (TypeError, ValueError):
-            continue
-        reader = desc.get('name') if isinstance(desc, dict) else None
-        if reader not in ('%s.KeysReader' % name, '%s.StreamReader' % name):
-            continue
-        if CompareVersions(version, desc.get('version')) <= 0:
-            raise Exception('Found a version which is greater or equals current version, '
-                            'aborting.')
-        found.append((reader, registration, desc.get('version')))
-    predecessors = []
-    for reader, registration, old_version in found:
-        if reader.endswith('.KeysReader'):
-            execute('RG.UNREGISTER', registration['id'])
-            WriteBehindLog('Unregistered %s %s' % (reader, old_version))
-            continue
-        args = registration['RegistrationData']['args']
-        pattern = dict(zip(args[::2], args[1::2]))['stream']
-        predecessors.append({
-            'id': registration['id'],
-            'version': old_version,
-            'stream': pattern[:-1] + '{%s}' % hashtag(),
-        })
-        WriteBehindLog('%s %s keeps draining %s' % (reader, old_version, pattern))
-    return predecessors
 
 
 def wait_for_predecessors(predecessors):

@@ -106,6 +106,22 @@ class MongoSink(object):
         if changes:
             self._bulk_write(changes, dataKey)
 
+    def write_now(self, key_id, document):
+        """Write one change at once (write-through): replace, or delete when `document` is
+        None. Raises on any failure, permanent or not: the caller reports it to the client."""
+        change = (key_id, OP_DELETE if document is None else OP_UPSERT, document, None)
+        if document is not None:
+            document[self.key_field] = key_id
+        try:
+            self._collection().bulk_write(self._requests([change]), ordered=True)
+        except Exception as e:
+            from pymongo.errors import ConnectionFailure
+            if isinstance(e, ConnectionFailure):
+                self._reconnect_next_time()
+            details = getattr(e, 'details', None) or {}
+            errors = details.get('writeErrors') if isinstance(details, dict) else None
+            raise Exception(errors[0].get('errmsg') if errors else str(e))
+
     # --- internals ---------------------------------------------------------------------
     def mongo_url(self):
         """The URL to connect to, read from where ``url`` says."""

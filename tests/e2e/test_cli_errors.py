@@ -114,7 +114,7 @@ def test_recipe_that_raises(gears, previous, tmp_path: Path) -> None:
 def test_recipe_that_registers_nothing(gears, previous, tmp_path: Path) -> None:
     path = recipe(tmp_path, "x = 1\n")
     run = wbload("deploy", path, "--redis-url", gears.url)
-    assert_one_line_error(run, 7, "did not register")
+    assert_one_line_error(run, 7, "did not register its readers")
     assert unchanged(previous)
 
 

@@ -16,6 +16,8 @@ def test_export_import_round_trip(gears, mongo, mongo_db, gears_clean, tmp_path:
     assert exported.exit_code == 0, exported.output
     zips = sorted(tmp_path.glob("*.zip"))
     assert len(zips) == 2
+    # Gears reinstalls each on import and the last wins: the recipe's order is kept.
+    assert (tmp_path / "requirements.txt").read_text().split() == ["rgsync", "pymongo==4.7.3"]
     names = set()
     for path in zips:
         with zipfile.ZipFile(path) as archive:
@@ -35,10 +37,15 @@ def test_export_import_round_trip(gears, mongo, mongo_db, gears_clean, tmp_path:
     assert deployed.exit_code == 0, deployed.output
     reqs = gears_clean.execute_command("RG.PYDUMPREQS")
     assert {dict(zip(r[::2], r[1::2]))["Name"] for r in reqs} >= names
+    # pymongo 4.7.3 (the last pin), not rgsync's 4.1.1, is what the recipe uses.
+    (version,), _ = gears_clean.execute_command(
+        "RG.PYEXECUTE", "GB('ShardsIDReader').map(lambda x: __import__('pymongo').version).run()")
+    assert version == "4.7.3"
 
 
 def test_import_refuses_what_is_not_a_requirement(gears, gears_clean, tmp_path: Path) -> None:
     (tmp_path / "junk.zip").write_bytes(b"not a zip")
+    (tmp_path / "requirements.txt").write_text("junk\n")
     result = wbload("requirements", "import", str(tmp_path), "--redis-url", gears.url)
     assert result.exit_code == 2, result.output
     assert "is not a requirement zip" in result.stderr
