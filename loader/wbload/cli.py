@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import redis
 
 from . import __version__
 from .connection import RedisTarget
+from .dead_letters import list_dead_letters, purge_dead_letters, retry_dead_letters
 from .deploy import apply, plan, pyexecute_args
 from .drain import Draining, wait_for_drain
 from .errors import EXIT_CODE_HELP, ExitCode, RecipeError, UsageError, WbloadError
@@ -32,7 +34,7 @@ from .requirements import (
 )
 from .resync import keys_with_prefix, resync, resync_prefix, resync_stream
 from .server import ready_client
-from .status import WriteBehindStatus, collect_status
+from .status import WriteBehindStatus, collect_status, one_line
 from .undeploy import undeploy
 from .verify import Step, mongo_url_for, verify
 
@@ -332,6 +334,56 @@ def requirements_import(directory: str, target: RedisTarget) -> None:
     """Install the requirement zips in DIRECTORY into Redis, without PyPI."""
     for name in import_requirements(ready_client(target), Path(directory)):
         click.echo(f"{name}: imported")
+
+
+@main.group("dlq", epilog=EXIT_CODES)
+def dlq_group() -> None:
+    """Changes Mongo rejected for good (dead letters): list, retry after a fix, purge."""
+
+
+@dlq_group.command("list", epilog=EXIT_CODES)
+@click.argument("name")
+@redis_options
+@click.option("--count", type=click.IntRange(min=1), help="Show at most this many.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def dlq_list(name: str, target: RedisTarget, count: int | None, as_json: bool) -> None:
+    """Show write-behind NAME's dead letters, oldest first."""
+    letters = list_dead_letters(ready_client(target), name, count)
+    if as_json:
+        click.echo(json.dumps([asdict(letter) for letter in letters], indent=2))
+        return
+    if not letters:
+        click.echo(f"{name}: no dead letters")
+        return
+    rows = [["ID", "KEY", "OP", "ERROR", "DOCUMENT"]]
+    rows += [[d.id, d.key, d.operation, one_line(d.error, 80) or "", _clip(d.document, 60)]
+             for d in letters]
+    click.echo(_table(rows))
+
+
+@dlq_group.command("retry", epilog=EXIT_CODES)
+@click.argument("name")
+@redis_options
+@click.option("--id", "ids", multiple=True, help="Only this dead letter (repeatable).")
+def dlq_retry(name: str, target: RedisTarget, ids: Sequence[str]) -> None:
+    """After fixing the cause, queue the rejected keys' current state again."""
+    count = retry_dead_letters(ready_client(target), name, ids)
+    click.echo(f"{name}: re-queued {count} key(s)")
+
+
+@dlq_group.command("purge", epilog=EXIT_CODES)
+@click.argument("name")
+@redis_options
+@click.option("--id", "ids", multiple=True, help="Only this dead letter (repeatable).")
+def dlq_purge(name: str, target: RedisTarget, ids: Sequence[str]) -> None:
+    """Drop dead letters (all of NAME's, or --id ones)."""
+    count = purge_dead_letters(ready_client(target), name, ids)
+    click.echo(f"{name}: dropped {count} dead letter(s)")
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 @main.command("resync", epilog=EXIT_CODES)

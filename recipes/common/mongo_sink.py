@@ -31,18 +31,15 @@ OP_UPSERT = '='
 OP_DELETE = '~'
 ORIGINAL_KEY_FIELD = '_original_key'
 
-# Mongo error codes that retrying the same write can never fix.
-_PERMANENT_WRITE_ERRORS = frozenset([
-    2,      # BadValue
-    11000,  # DuplicateKey (a unique index other than the key field)
-    10334,  # BSONObjectTooLarge
-    17419,  # document too large after update
-    52,     # DollarPrefixedFieldName
-    55,     # InvalidDBRef
-    56,     # EmptyFieldName
-    57,     # DottedFieldName
-    66,     # ImmutableField (_id changed)
-    121,    # DocumentValidationFailure
+# Per-document write errors that a retry can fix (the server was busy, stepping down or
+# shutting down). Any other write error is about the document itself: it is dead-lettered.
+_TRANSIENT_WRITE_ERRORS = frozenset([
+    6, 7, 89, 9001,          # HostUnreachable, HostNotFound, NetworkTimeout, SocketException
+    24, 46, 112,             # LockTimeout, LockBusy, WriteConflict
+    50, 262,                 # MaxTimeMSExpired, ExceededTimeLimit
+    64, 91, 133, 189,        # WriteConcernFailed, ShutdownInProgress, ..., PrimarySteppedDown
+    10107, 13435, 13436,     # NotWritablePrimary, NotPrimaryNoSecondaryOk, NotPrimaryOrSecondary
+    11600, 11601, 11602,     # InterruptedAtShutdown, Interrupted, InterruptedDueToReplStateChange
 ])
 
 
@@ -113,7 +110,7 @@ class MongoSink(object):
         if document is not None:
             document[self.key_field] = key_id
         try:
-            self._collection().bulk_write(self._requests([change]), ordered=True)
+            self._collection().bulk_write(self._requests([change])[1], ordered=True)
         except Exception as e:
             from pymongo.errors import ConnectionFailure
             if isinstance(e, ConnectionFailure):
@@ -174,8 +171,11 @@ class MongoSink(object):
         from bson.errors import InvalidDocument
         from pymongo.errors import BulkWriteError, ConnectionFailure
         while changes:
+            changes, requests = self._requests(changes, dataKey)
+            if not requests:
+                return
             try:
-                self._collection().bulk_write(self._requests(changes), ordered=True)
+                self._collection().bulk_write(requests, ordered=True)
                 return
             except BulkWriteError as e:
                 changes = self._after_write_error(e.details, changes, dataKey)
@@ -191,15 +191,29 @@ class MongoSink(object):
         if client is not None:
             client.close()
 
-    def _requests(self, changes):
+    def _requests(self, changes, dataKey=None):
+        """(changes, requests) for a bulk write; with `dataKey`, a change pymongo refuses
+        to turn into a request (e.g. a first field named $set) is dead-lettered."""
         from pymongo import DeleteOne, ReplaceOne
-        requests = []
-        for key_id, op, document, _ in changes:
-            if op == OP_DELETE:
-                requests.append(DeleteOne({self.key_field: key_id}))
-            else:
-                requests.append(ReplaceOne({self.key_field: key_id}, document, upsert=True))
-        return requests
+        from pymongo.common import validate_ok_for_replace
+        kept, requests = [], []
+        for change in changes:
+            key_id, op, document, value = change
+            try:
+                if op == OP_DELETE:
+                    request = DeleteOne({self.key_field: key_id})
+                else:
+                    # pymongo checks this only inside bulk_write, failing the whole batch.
+                    validate_ok_for_replace(document)
+                    request = ReplaceOne({self.key_field: key_id}, document, upsert=True)
+            except (ValueError, TypeError) as e:
+                if dataKey is None:
+                    raise
+                self._dead_letter(value, dataKey, 'Mongo cannot take the document: %s' % e)
+                continue
+            kept.append(change)
+            requests.append(request)
+        return kept, requests
 
     def _after_write_error(self, details, changes, dataKey):
         """Dead-letter the change an ordered bulk write stopped at; return those after it."""
@@ -207,7 +221,7 @@ class MongoSink(object):
         if not errors or details.get('writeConcernErrors'):
             raise Exception('Mongo bulk write failed: %s' % _short(details))
         error = errors[0]
-        if error.get('code') not in _PERMANENT_WRITE_ERRORS:
+        if error.get('code') in _TRANSIENT_WRITE_ERRORS:
             raise Exception('Mongo write failed (will retry): %s' % error.get('errmsg'))
         index = error['index']
         self._dead_letter(changes[index][3], dataKey, 'Mongo rejected the write: %s (code %s)'
