@@ -18,11 +18,14 @@ lint: $(DEPS_STAMP)
 
 deps: $(DEPS_STAMP) gears-python
 
-# Debian packages: redis-server for the bench, python3-venv where python3 lacks ensurepip.
+# Debian packages: redis-server for the bench, python3-venv where python3 lacks ensurepip,
+# docker-compose to check docker-compose.yml (`config` needs no Docker engine).
 # apt-get update runs once, and only when something is missing.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	{ command -v docker-compose || docker compose version; } >/dev/null 2>&1 \
+		|| missing="$$missing docker-compose"; \
 	$(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
