@@ -12,7 +12,10 @@ own message. It differs where stock rgsync is wrong or slow:
 - one ``JSON.GET`` (None when the key is gone) instead of ``EXISTS`` + ``JSON.GET`` +
   ``RENAME``/``DEL`` attempts per write, and no per-record uuid/ack bookkeeping, which JSON
   write-behind never uses;
-- expiry, eviction and renames count as changes, so Mongo follows them too;
+- every event on a key counts (eventTypes None): expiry, eviction, renames, COPY and RESTORE
+  too, so Mongo follows them; each queues the key's state as it is now;
+- a key under the prefix that is not a JSON document is queued with the reason, so the sink
+  dead-letters it instead of the change vanishing in a failed KeysReader run;
 - the original key stays in the record the connector sees;
 - upgrading loses nothing. Stock rgsync unregisters both old readers, so changes still in
   the old stream are never written. Here the old KeysReader is replaced at once (Redis runs
@@ -29,13 +32,6 @@ from common.registrations import take_over
 from redisgears import executeCommand as execute
 from rgsync import RGJSONWriteBehind
 from rgsync.common import CreateGetStreamNameCallback, WriteBehindLog
-
-JSON_WRITE_EVENTS = [
-    'json.set', 'json.del', 'json.merge', 'json.mset', 'json.clear', 'json.toggle',
-    'json.numincrby', 'json.nummultby', 'json.strappend', 'json.arrinsert',
-    'json.arrappend', 'json.arrtrim', 'json.arrpop', 'change',
-    'del', 'expired', 'evicted', 'rename_from', 'rename_to',
-]
 
 
 class JSONWriteBehind(RGJSONWriteBehind):
@@ -58,7 +54,12 @@ class JSONWriteBehind(RGJSONWriteBehind):
         def append_change(record):
             key = record['key']
             stream = get_stream_name(table)  # per call: the hashtag is the executing shard's
-            document = execute('JSON.GET', key)
+            try:
+                document = execute('JSON.GET', key)
+            except Exception as e:  # not a JSON document: the sink dead-letters it, saying why
+                execute('XADD', stream, '*', '_original_key', key,
+                        key_field, key[id_start:], '#', '=', '_error', str(e))
+                return
             if document is None:
                 execute('XADD', stream, '*', '_original_key', key,
                         key_field, key[id_start:], '#', '~')
@@ -75,8 +76,7 @@ class JSONWriteBehind(RGJSONWriteBehind):
             'version': version,
             'desc': 'add each changed key with prefix %s:* to Stream' % keysPrefix,
         })).foreach(append_change).register(
-            mode='sync', prefix='%s:*' % keysPrefix, readValue=False,
-            eventTypes=eventTypes or JSON_WRITE_EVENTS)
+            mode='sync', prefix='%s:*' % keysPrefix, readValue=False, eventTypes=eventTypes)
 
         GB('StreamReader', desc=json.dumps({
             'name': '%s.StreamReader' % name,

@@ -154,6 +154,8 @@ class MongoSink(object):
                                  % self.key_field)
         if op == OP_DELETE:
             return key_id, op, None, value
+        if value.get('_error'):
+            raise RejectedChange('cannot read the document in Redis: %s' % value['_error'])
         text = value.get(dataKey)
         if text is None:
             raise RejectedChange('no document in the change')
