@@ -29,7 +29,7 @@ import redis
 
 from . import env, p1_write, p2_drain, p3_lag, p4_redeploy
 from .proxy import PausableProxy
-from .sinks import Sink, ours, reset
+from .sinks import NOOP_LABEL, Sink, ours, reset
 
 PHASES = ("p1", "p2", "p3", "p4")
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "results"
@@ -102,6 +102,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--p1-clients", type=int, default=2, help="client processes (default 2: "
                    "more only steal the 2 CPUs of the reference machine from the server)")
     p.add_argument("--p1-depth", type=int, default=64, help="pipeline depth per client")
+    p.add_argument("--p1-floor", action="store_true", help="P1 also with a sync KeysReader "
+                   "that does nothing: the least any KeysReader-based recipe costs")
     p.add_argument("--p1-rounds", type=int, default=3, help="interleaved rounds; the median "
                    "is reported")
     p.add_argument("--p2-n", type=int, default=2000, help="backlog size (default 2000)")
@@ -133,7 +135,7 @@ def sinks_from(args: argparse.Namespace) -> list[Sink]:
             raise SystemExit(f"unknown sink {label!r} (stock, ours; more with --variant)")
     for item in args.variant:
         label, sep, path = item.partition("=")
-        if not sep or label in ("bare", "stock", "ours") or not Path(path).is_file():
+        if not sep or label in ("bare", "stock", "ours", NOOP_LABEL) or not Path(path).is_file():
             raise SystemExit(f"--variant {item!r}: want LABEL=RECIPE_FILE, a new label")
         out.append(Sink(label, Path(path).resolve()))
     return out
@@ -225,7 +227,7 @@ def run_p1(run: Run, args: argparse.Namespace, sinks: list[Sink], _: dict) -> di
                            "Mongo reachable: the drain runs meanwhile"}
     keys = 50 if args.smoke else 1000
     warmup = 0.2 if args.smoke else 1.0
-    configs = [Sink("bare"), *sinks]
+    configs = [Sink("bare"), *([Sink(NOOP_LABEL)] if args.p1_floor else []), *sinks]
     rounds: dict[str, list[dict[str, Any]]] = {s.label: [] for s in configs}
     for round_no in range(args.p1_rounds):
         for sink in configs:
@@ -248,9 +250,9 @@ def run_p1(run: Run, args: argparse.Namespace, sinks: list[Sink], _: dict) -> di
     for label, results in rounds.items():
         rates = sorted(r["ops_per_s"] for r in results)
         out[label] = {**results[0], "ops_per_s": statistics.median(rates),
-                      "rounds": [round(r) for r in rates]}
+                      "best_ops_per_s": rates[-1], "rounds": [round(r) for r in rates]}
     bare = out["bare"]["ops_per_s"]
-    out["ratio_to_bare"] = {s.label: out[s.label]["ops_per_s"] / bare for s in sinks}
+    out["ratio_to_bare"] = {s.label: out[s.label]["ops_per_s"] / bare for s in configs[1:]}
     return out
 
 
@@ -323,7 +325,7 @@ def report(results: dict[str, Any]) -> str:
     p2 = results.get("p2")
     if p2 and "skipped" not in p2:
         rows = [["P2 drain", "docs/s", "from resume", "retry wait", "ratio to raw",
-                 "ratio to stock"]]
+                 "ratio to stock", "backlog B/change"]]
         for label, res in p2.items():
             if not isinstance(res, dict) or "docs_per_s" not in res:
                 continue
@@ -335,6 +337,7 @@ def report(results: dict[str, Any]) -> str:
                 else "1.00",
                 f"{p2['ratio_to_stock'][label]:.2f}" if label in p2.get("ratio_to_stock", {})
                 else "-",
+                str(res.get("backlog_bytes_per_change") or "-"),
             ])
         out += ["", _table(rows), f"(backlog of {p2['raw']['n']} built with Mongo down; raw = "
                 "pymongo bulk_write of the same ReplaceOne upserts, same batches, same path)"]

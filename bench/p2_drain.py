@@ -29,7 +29,7 @@ import redis
 from pymongo import ReplaceOne
 
 from . import docs
-from .sinks import COLLECTION, Sink, backlog, reset, stream_reader_stats
+from .sinks import COLLECTION, STREAM_PATTERN, Sink, backlog, reset, stream_reader_stats
 
 WARM_ID = 10_000_000  # outside the ids of the measured documents
 
@@ -46,6 +46,15 @@ def fill(client: redis.Redis, items: list[tuple[str, str, dict[str, Any]]],
             if reply not in (True, "OK", b"OK"):
                 raise RuntimeError(f"JSON.SET answered {reply!r}")
     return time.monotonic() - started
+
+
+def stream_bytes(client: redis.Redis) -> int | None:
+    """Memory the write-behind streams take (MEMORY USAGE, every node sampled)."""
+    try:
+        return sum(int(client.memory_usage(k, samples=0) or 0)
+                   for k in client.scan_iter(STREAM_PATTERN, count=1000))
+    except redis.RedisError:
+        return None
 
 
 def wait(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
@@ -67,7 +76,7 @@ def warm_up(client: redis.Redis, coll: Any, timeout: float) -> None:
          "the warm-up document in Mongo")
 
 
-def drain(sink: Sink, run: Any, n: int, poll: float = 0.02, timeout: float = 600) -> dict:
+def drain(sink: Sink, run: Any, n: int, poll: float = 0.05, timeout: float = 600) -> dict:
     """Drain figures for `sink` (see the module doc)."""
     client, mongo = run.redis(), run.mongo()
     database = run.database(f"p2_{sink.label}")
@@ -82,6 +91,7 @@ def drain(sink: Sink, run: Any, n: int, poll: float = 0.02, timeout: float = 600
         fill_s = fill(client, items)
         wait(lambda: backlog(client) >= n, 30, f"{n} changes in the stream")
         waiting = backlog(client)
+        backlog_bytes = stream_bytes(client)
     finally:
         run.proxy.resume()
     resumed = time.monotonic()
@@ -111,6 +121,8 @@ def drain(sink: Sink, run: Any, n: int, poll: float = 0.02, timeout: float = 600
         "deploy_s": round(deploy_s, 3),
         "fill_s": round(fill_s, 3),
         "backlog_before_resume": int(waiting),
+        "backlog_bytes_per_change": (round(backlog_bytes / waiting) if backlog_bytes and waiting
+                                     else None),
         "retry_wait_s": round(last_empty - resumed, 3),
         "drain_s": round(done - last_empty, 3),
         "drain_s_from_resume": round(done - resumed, 3),

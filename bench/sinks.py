@@ -37,6 +37,14 @@ RGJSONWriteBehind(GB,  keysPrefix='MovieEntity',
 """
 
 
+# The floor: what any write-behind built on a sync KeysReader pays per write at least.
+NOOP_KEYSREADER = (
+    "GB('KeysReader', desc='bench: sync KeysReader doing nothing').foreach(lambda r: None)"
+    ".register(mode='sync', prefix='MovieEntity:*', readValue=False)"
+)
+NOOP_LABEL = "noop-keysreader"
+
+
 @dataclass(frozen=True)
 class Sink:
     """One configuration of the Redis side: label, and the recipe that implements it."""
@@ -44,15 +52,15 @@ class Sink:
     label: str
     recipe: Path | None = None  # deployed with `wbload deploy`; None: bare or stock
 
-    @property
-    def writes_to_mongo(self) -> bool:
-        return self.label != "bare"
-
     def deploy(self, redis_url: str, mongo_url_from_redis: str, database: str) -> float:
         """Register it (after reset()); the seconds the deploy took."""
         started = time.monotonic()
         if self.label == "bare":
             return 0.0
+        if self.label == NOOP_LABEL:
+            with redis_client(redis_url) as client:
+                client.execute_command("RG.PYEXECUTE", NOOP_KEYSREADER)
+            return time.monotonic() - started
         if self.label == "stock":
             code = STOCK_RECIPE.format(url=mongo_url_from_redis, db=database)
             with redis_client(redis_url) as client:
