@@ -107,6 +107,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--p1-rounds", type=int, default=3, help="interleaved rounds; the median "
                    "is reported")
     p.add_argument("--p2-n", type=int, default=2000, help="backlog size (default 2000)")
+    p.add_argument("--p2-rounds", type=int, default=2, help="interleaved rounds; the median "
+                   "is reported")
+    p.add_argument("--p2-outage", choices=("stall", "down"), default="stall",
+                   help="how Mongo is paused: frozen (default) or down (see bench/p2_drain.py)")
     p.add_argument("--p3-seconds", type=float, default=10.0)
     p.add_argument("--p3-rate", type=float, help="writes/s (default: half of ours' P2 rate)")
     p.add_argument("--p4-repeats", type=int, default=3)
@@ -115,7 +119,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.smoke:
         args.p1_seconds, args.p1_clients, args.p1_depth, args.p1_rounds = 0.5, 2, 8, 1
-        args.p2_n, args.p3_seconds, args.p4_repeats = 30, 1.0, 1
+        args.p2_n, args.p2_rounds, args.p3_seconds, args.p4_repeats = 30, 1, 1.0, 1
         args.p3_rate = args.p3_rate or 20.0
     args.phases = [x for x in args.phases.split(",") if x]
     unknown = set(args.phases) - set(PHASES)
@@ -251,28 +255,48 @@ def run_p1(run: Run, args: argparse.Namespace, sinks: list[Sink], _: dict) -> di
         rates = sorted(r["ops_per_s"] for r in results)
         out[label] = {**results[0], "ops_per_s": statistics.median(rates),
                       "best_ops_per_s": rates[-1], "rounds": [round(r) for r in rates]}
-    bare = out["bare"]["ops_per_s"]
-    out["ratio_to_bare"] = {s.label: out[s.label]["ops_per_s"] / bare for s in configs[1:]}
+    out["ratio_to_bare"] = {s.label: _median_ratio(rounds[s.label], rounds["bare"], "ops_per_s")
+                            for s in configs[1:]}
     return out
 
 
+def _median_ratio(results: list[dict[str, Any]], reference: list[dict[str, Any]],
+                  key: str) -> float:
+    """Median over rounds of result / reference of the same round (drift cancels out)."""
+    return statistics.median(r[key] / ref[key] if ref[key] else float("nan")
+                             for r, ref in zip(results, reference))
+
+
 def run_p2(run: Run, args: argparse.Namespace, sinks: list[Sink], _: dict) -> dict:
+    """Rounds of raw, then each sink, interleaved; the median rate of each is reported."""
     if run.proxy is None:
-        raise Skipped("Mongo can only be taken down through the bench's proxy, which Redis "
+        raise Skipped("Mongo can only be paused through the bench's proxy, which Redis "
                       "cannot reach when --mongo-url-from-redis is given")
+    rounds: dict[str, list[dict[str, Any]]] = {"raw": [], **{s.label: [] for s in sinks}}
+    for round_no in range(args.p2_rounds):
+        rounds["raw"].append(p2_drain.raw(run, args.p2_n))
+        print(f"    round {round_no + 1} raw: {rounds['raw'][-1]['docs_per_s']:.0f} docs/s",
+              flush=True)
+        for sink in sinks:
+            res = p2_drain.drain(sink, run, args.p2_n, outage=args.p2_outage)
+            rounds[sink.label].append(res)
+            print(f"    round {round_no + 1} {sink.label}: {res['docs_per_s']:.0f} docs/s "
+                  f"({res['drain_s_from_resume']:.1f}s from resume, paused "
+                  f"{res['pause_s']:.1f}s)", flush=True)
     out: dict[str, Any] = {}
-    out["raw"] = p2_drain.raw(run, args.p2_n)
-    print(f"    raw: {out['raw']['docs_per_s']:.0f} docs/s", flush=True)
-    for sink in sinks:
-        out[sink.label] = p2_drain.drain(sink, run, args.p2_n)
-        print(f"    {sink.label}: {out[sink.label]['docs_per_s']:.0f} docs/s "
-              f"({out[sink.label]['drain_s_from_resume']:.1f}s from resume)", flush=True)
-    raw = out["raw"]["docs_per_s"]
-    out["ratio_to_raw"] = {s.label: out[s.label]["docs_per_s"] / raw for s in sinks}
-    if "stock" in out:
-        stock = out["stock"]["docs_per_s"] or float("nan")
-        out["ratio_to_stock"] = {s.label: out[s.label]["docs_per_s"] / stock
-                                 for s in sinks if s.label != "stock"}
+    for label, results in rounds.items():
+        rates = sorted(r["docs_per_s"] for r in results)
+        out[label] = {**results[0], "docs_per_s": statistics.median(rates),
+                      "rounds": [round(r) for r in rates]}
+        if "docs_per_s_from_resume" in results[0]:
+            out[label]["docs_per_s_from_resume"] = statistics.median(
+                r["docs_per_s_from_resume"] for r in results)
+    out["ratio_to_raw"] = {s.label: _median_ratio(rounds[s.label], rounds["raw"], "docs_per_s")
+                           for s in sinks}
+    if "stock" in rounds:
+        out["ratio_to_stock"] = {
+            s.label: _median_ratio(rounds[s.label], rounds["stock"], "docs_per_s")
+            for s in sinks if s.label != "stock"}
     return out
 
 
@@ -321,26 +345,30 @@ def report(results: dict[str, Any]) -> str:
                              " ".join(str(r) for r in res.get("rounds", []))])
         out += ["", _table(rows), f"({p1['bare']['clients']} clients x pipeline "
                 f"{p1['bare']['pipeline_depth']}, {p1['bare']['seconds']:g}s per round, median "
-                f"of rounds; {p1['note']})"]
+                f"of rounds, ratios = median of per-round ratios; {p1['note']})"]
     p2 = results.get("p2")
     if p2 and "skipped" not in p2:
-        rows = [["P2 drain", "docs/s", "from resume", "retry wait", "ratio to raw",
-                 "ratio to stock", "backlog B/change"]]
+        rows = [["P2 drain", "docs/s", "from resume", "ratio to raw", "ratio to stock",
+                 "backlog B/change", "rounds"]]
         for label, res in p2.items():
             if not isinstance(res, dict) or "docs_per_s" not in res:
                 continue
             rows.append([
                 label, f"{res['docs_per_s']:.0f}",
                 f"{res.get('docs_per_s_from_resume', res['docs_per_s']):.0f}",
-                f"{res['retry_wait_s']:.1f}s" if "retry_wait_s" in res else "-",
                 f"{p2['ratio_to_raw'][label]:.2f}" if label in p2.get("ratio_to_raw", {})
                 else "1.00",
                 f"{p2['ratio_to_stock'][label]:.2f}" if label in p2.get("ratio_to_stock", {})
                 else "-",
                 str(res.get("backlog_bytes_per_change") or "-"),
+                " ".join(str(r) for r in res.get("rounds", [])),
             ])
-        out += ["", _table(rows), f"(backlog of {p2['raw']['n']} built with Mongo down; raw = "
-                "pymongo bulk_write of the same ReplaceOne upserts, same batches, same path)"]
+        sample = next((v for v in p2.values() if isinstance(v, dict) and "outage" in v),
+                      {"outage": "?", "pause_s": float("nan")})
+        out += ["", _table(rows), f"(backlog of {p2['raw']['n']} built with Mongo paused "
+                f"({sample['outage']}, ~{sample['pause_s']:.1f}s); median of rounds, ratios = "
+                "median of per-round ratios; raw = pymongo bulk_write of the same ReplaceOne "
+                "upserts, same batches, same path)"]
     p3 = results.get("p3")
     if p3 and "skipped" not in p3:
         rows = [["P3 lag", "rate/s", "p50 ms", "p95 ms", "p99 ms", "max ms",

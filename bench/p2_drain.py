@@ -1,12 +1,18 @@
-"""P2 drain: a backlog of N changes built while Mongo is down, then drained when it is back.
+"""P2 drain: a backlog of N changes built while Mongo is paused, then drained when it is back.
 
 For a sink: deploy it, sync one warm-up document (requirements imported, Mongo connected),
-take Mongo down (the proxy refuses), JSON.SET N documents, check the stream holds N, bring
-Mongo back, and poll until the stream is empty and Mongo holds all N.
+pause Mongo, JSON.SET N documents, check the stream holds N, resume Mongo, and poll until
+the stream is empty and Mongo holds all N.
 
-Both rgsync-based sinks retry a failed batch after their retry interval (5 s, rgsync's
-default, for both), so the wall time from "Mongo is back" includes up to that wait. Two
-figures are reported:
+How Mongo is paused (`outage`):
+- `stall` (default): the proxy holds every byte (Mongo frozen). The batch in flight waits
+  and goes on at resume, so the drain starts at once. The pause must stay shorter than the
+  sinks' timeouts (ours: 5 s), which it does when the fill takes a second or two;
+  `pause_s` in the results says how long it was.
+- `down`: the proxy refuses and cuts connections (Mongo stopped). The batch fails; ours
+  retries after RETRY_INTERVAL_S (5 s), stock blocks in server selection (30 s) and goes on
+  at once, so the time from resume includes that difference.
+Two figures are reported:
 - `docs_per_s`: N divided by the time from the last poll that saw none of them in Mongo to
   the first poll that saw the stream empty and all N in Mongo (the drain itself, without the
   retry wait; conservative by up to two poll intervals);
@@ -76,7 +82,8 @@ def warm_up(client: redis.Redis, coll: Any, timeout: float) -> None:
          "the warm-up document in Mongo")
 
 
-def drain(sink: Sink, run: Any, n: int, poll: float = 0.05, timeout: float = 600) -> dict:
+def drain(sink: Sink, run: Any, n: int, outage: str = "stall", poll: float = 0.05,
+          timeout: float = 600) -> dict:
     """Drain figures for `sink` (see the module doc)."""
     client, mongo = run.redis(), run.mongo()
     database = run.database(f"p2_{sink.label}")
@@ -86,7 +93,11 @@ def drain(sink: Sink, run: Any, n: int, poll: float = 0.05, timeout: float = 600
     deploy_s = sink.deploy(run.redis_url, run.mongo_url_from_redis, database)
     warm_up(client, coll, timeout=120)
     items = docs.movies(n)
-    run.proxy.pause()
+    paused = time.monotonic()
+    if outage == "stall":
+        run.proxy.stall()
+    else:
+        run.proxy.pause()
     try:
         fill_s = fill(client, items)
         wait(lambda: backlog(client) >= n, 30, f"{n} changes in the stream")
@@ -123,7 +134,9 @@ def drain(sink: Sink, run: Any, n: int, poll: float = 0.05, timeout: float = 600
         "backlog_before_resume": int(waiting),
         "backlog_bytes_per_change": (round(backlog_bytes / waiting) if backlog_bytes and waiting
                                      else None),
-        "retry_wait_s": round(last_empty - resumed, 3),
+        "outage": outage,
+        "pause_s": round(resumed - paused, 3),
+        "first_write_after_s": round(last_empty - resumed, 3),
         "drain_s": round(done - last_empty, 3),
         "drain_s_from_resume": round(done - resumed, 3),
         "docs_per_s": n / (done - last_empty),

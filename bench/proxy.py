@@ -1,9 +1,12 @@
 """A TCP proxy in front of MongoDB that the bench can take down and bring back.
 
-Recipes reach Mongo through it, so "Mongo is down" is one call (`pause()`) that touches
-neither the Mongo server nor its data: the listening socket closes (new connections are
-refused) and every open connection is cut, as when mongod stops. `resume()` listens again
-on the same port. The bench's own Mongo client bypasses it.
+Recipes reach Mongo through it, so Mongo's outages touch neither the server nor its data:
+- `pause()`: Mongo is down. The listening socket closes (new connections are refused) and
+  every open connection is cut, as when mongod stops; clients fail and retry.
+- `stall()`: Mongo is frozen (as under SIGSTOP). Connections are accepted, but no byte is
+  forwarded either way; clients wait, within their timeouts, and carry on once it resumes.
+- `resume()`: back to forwarding (listening again on the same port after a pause).
+The bench's own Mongo client bypasses it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ class PausableProxy:
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
         self._listener: socket.socket | None = None
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._listen(port)
         self.port = self._listener.getsockname()[1]  # type: ignore[union-attr]
         self.connections_accepted = 0
@@ -73,6 +78,7 @@ class PausableProxy:
                 data = src.recv(CHUNK)
                 if not data:
                     break
+                self._flowing.wait()
                 dst.sendall(data)
         except OSError:
             pass
@@ -101,12 +107,18 @@ class PausableProxy:
             listener.close()
         self._drop(*conns)
 
+    def stall(self) -> None:
+        """Hold every byte in both directions until resume() (Mongo is frozen)."""
+        self._flowing.clear()
+
     def resume(self) -> None:
-        """Listen again on the same port."""
+        """Forward again; after a pause, listen again on the same port."""
+        self._flowing.set()
         with self._lock:
             if self._listener is not None:
                 return
         self._listen(self.port)
 
     def close(self) -> None:
+        self._flowing.set()
         self.pause()
