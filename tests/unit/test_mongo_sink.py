@@ -170,3 +170,26 @@ def test_url_read_from_environment_or_key(sink_module: types.ModuleType, gears: 
     monkeypatch.delenv("WB_TEST_MONGO_URL")
     with pytest.raises(Exception, match="environment variable WB_TEST_MONGO_URL"):
         sink_module.MongoSink("env:WB_TEST_MONGO_URL", "d", "c", "k").mongo_url()
+
+
+def test_one_client_per_registration_reused_across_batches(
+        sink_module: types.ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pymongo
+
+    created: list[str] = []
+
+    class Client:
+        def __init__(self, url: str, **options: object) -> None:
+            created.append(url)
+
+        def __getitem__(self, name: str) -> dict:
+            return {"movies": FakeCollection()}
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(pymongo, "MongoClient", Client)
+    sink = sink_module.MongoSink("mongodb://h:1", "db", "movies", "movieId")
+    for i in range(3):
+        sink.WriteData([upsert(str(i), {"v": i})], "redisgears")
+    assert created == ["mongodb://h:1"]
