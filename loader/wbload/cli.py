@@ -20,6 +20,7 @@ from .dead_letters import list_dead_letters, purge_dead_letters, retry_dead_lett
 from .deploy import apply, plan, pyexecute_args
 from .drain import Draining, wait_for_drain
 from .errors import EXIT_CODE_HELP, ExitCode, RecipeError, UsageError, WbloadError
+from .gears_errors import one_line
 from .parameters import from_environment, parse_assignments, resolve
 from .plan import Action
 from .recipe import load_recipe
@@ -34,7 +35,7 @@ from .requirements import (
 )
 from .resync import keys_with_prefix, resync, resync_prefix, resync_stream
 from .server import ready_client
-from .status import WriteBehindStatus, collect_status, one_line
+from .status import WriteBehindStatus, collect_status
 from .undeploy import undeploy
 from .verify import Step, mongo_url_for, verify
 

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import ast
-import re
 import time
 from dataclasses import dataclass
 
 import redis
 
 from .errors import DeployFailed, RedisUnreachable, Refused
+from .gears_errors import recipe_line, traceback_lines
 from .plan import Action, Plan, plan_deploy
 from .registrations import Registration, WriteBehind, read_registrations, write_behinds
 from .render import RenderedRecipe
 from .requirements import installed_requirements
-
-_TRACEBACK_LINE = re.compile(r'File "<string>", line (\d+)')
 
 
 @dataclass(frozen=True)
@@ -107,20 +104,9 @@ def _explain(rendered: RenderedRecipe, reply: str) -> Exception:
         )
     if reply.startswith("Error type: <class 'SyntaxError'>"):
         return DeployFailed(f"{what}: Gears' Python could not compile the recipe: {reply}")
-    last, line = _last_traceback_line(reply)
-    if last:
+    lines = traceback_lines(reply)
+    if lines:
+        line = recipe_line(lines)
         where = f" at line {line} of the rendered recipe (see `wbload render`)" if line else ""
-        return DeployFailed(f"{what}: the recipe raised {last}{where}")
+        return DeployFailed(f"{what}: the recipe raised {lines[-1].strip()}{where}")
     return DeployFailed(f"{what}: Redis refused the recipe: {reply.splitlines()[0]}")
-
-
-def _last_traceback_line(reply: str) -> tuple[str | None, str | None]:
-    """The exception line and recipe line number out of Gears' str(list of traceback lines)."""
-    try:
-        lines = ast.literal_eval(reply)
-    except (ValueError, SyntaxError):
-        return None, None
-    if not isinstance(lines, list) or not lines:
-        return None, None
-    numbers = [m.group(1) for text in lines for m in _TRACEBACK_LINE.finditer(str(text))]
-    return str(lines[-1]).strip(), (numbers[-1] if numbers else None)

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import redis
 
 from .errors import NotInSync
+from .gears_errors import one_line
 from .registrations import Registration, read_registrations, write_behinds
-from .status import one_line
 from .streams import backlog, stream_keys
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import ast
 from dataclasses import asdict, dataclass, field
 
 import redis
 
+from .gears_errors import one_line
 from .registrations import Registration, WriteBehind, read_registrations, write_behinds
 from .streams import backlog, orphan_streams
 
@@ -97,18 +97,3 @@ def status_of(client: redis.Redis, wb: WriteBehind) -> WriteBehindStatus:
         dead_letters=int(client.xlen(dead_letter)) if dead_letter else 0,
         complete=wb.complete,
     )
-
-
-def one_line(text: str | None, limit: int = 200) -> str | None:
-    """The last meaningful line of an error (Gears keeps whole tracebacks), shortened."""
-    if not text:
-        return None
-    try:
-        parsed = ast.literal_eval(text)  # Gears' str() of a list of traceback lines
-    except (ValueError, SyntaxError):
-        parsed = None
-    if isinstance(parsed, list) and parsed:
-        text = "".join(str(line) for line in parsed)
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    line = lines[-1] if lines else str(text).strip()
-    return line if len(line) <= limit else line[: limit - 3] + "..."

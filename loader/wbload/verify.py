@@ -16,10 +16,10 @@ import redis
 from pymongo.errors import PyMongoError
 
 from .errors import NotDeployed, VerifyFailed
+from .gears_errors import one_line
 from .redact import mask_url
 from .registrations import WriteBehind, read_registrations, write_behinds
 from .render import RenderedRecipe
-from .status import one_line
 from .streams import backlog
 
 PROBE_MARK = "__wbload_probe__"

@@ -10,7 +10,7 @@ import pytest
 
 from wbload.registrations import Registration, write_behinds
 from wbload.registrations import _registration as parse_registration
-from wbload.status import one_line
+from wbload.gears_errors import one_line
 
 TRANSCRIPTS = Path(__file__).resolve().parents[2].parent / "shared" / "gears" / "transcripts"
 
