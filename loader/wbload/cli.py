@@ -19,14 +19,13 @@ from .connection import RedisTarget
 from .dead_letters import list_dead_letters, purge_dead_letters, retry_dead_letters
 from .deploy import apply, plan, pyexecute_args
 from .drain import Draining, wait_for_drain
-from .errors import EXIT_CODE_HELP, ExitCode, RecipeError, UsageError, WbloadError
+from .errors import EXIT_CODE_HELP, ExitCode, UsageError, WbloadError
 from .gears_errors import one_line
-from .parameters import from_environment, parse_assignments, resolve
+from .parameters import from_environment, parse_assignments
 from .plan import Action
-from .recipe import load_recipe
 from .redact import redact, url_password
 from .registrations import read_registrations, write_behinds
-from .render import RenderedRecipe, render
+from .render import RenderedRecipe, render_files
 from .requirements import (
     export_requirement,
     import_requirements,
@@ -133,28 +132,9 @@ def recipe_options(command: Callable) -> Callable:
 
 def render_recipes(paths: Sequence[str], mongo_url: str | None, params: Sequence[str],
                    secret_key: str | None = None) -> list[RenderedRecipe]:
-    """Load, check and render every recipe before anything is sent anywhere."""
-    if secret_key is not None and not mongo_url:
-        raise UsageError("--secret-key needs --mongo-url (or MONGODB_URL): the URL to store")
-    given = parse_assignments(params)
-    recipes = [load_recipe(path) for path in paths]
-    known = set().union(*(r.parameters for r in recipes))
-    unknown = sorted(set(given) - known)
-    if unknown:
-        raise RecipeError(f"unknown parameter {unknown[0]}; the recipe has "
-                          f"{', '.join(sorted(known))}")
-    rendered = []
-    for recipe in recipes:
-        values: dict[str, str] = {
-            k: v for k, v in from_environment(os.environ).items() if k in recipe.parameters
-        }
-        if mongo_url is not None:
-            if "MONGO_URL" not in recipe.parameters:
-                raise RecipeError(f"{recipe.path} has no MONGO_URL parameter for --mongo-url")
-            values["MONGO_URL"] = f"redis:{secret_key}" if secret_key else mongo_url
-        values.update({k: v for k, v in given.items() if k in recipe.parameters})
-        rendered.append(render(recipe, resolve(recipe, values)))
-    return rendered
+    """The recipes rendered with the command line's and the environment's parameters."""
+    return render_files(paths, parse_assignments(params), from_environment(os.environ),
+                        mongo_url, secret_key)
 
 
 @click.group(cls=WbloadGroup, epilog=EXIT_CODES,
@@ -297,10 +277,10 @@ def verify_command(recipes: Sequence[str], mongo_url: str | None, params: Sequen
 def deployed_recipes(client: redis.Redis, mongo_url: str | None, params: Sequence[str],
                      secret_key: str | None) -> list[RenderedRecipe]:
     """The recipes under ./recipes whose NAME is registered on the server."""
-    registered = set(write_behinds(read_registrations(client)))
     candidates = [str(p) for p in sorted(Path("recipes").glob("*.py"))]
+    registered = set(write_behinds(read_registrations(client)))
     found = [r for r in render_recipes(candidates, mongo_url, params, secret_key)
-             if r.name in registered] if candidates else []
+             if r.name in registered]
     if not found:
         raise UsageError("no recipe under ./recipes is deployed here: name the RECIPE to verify")
     return found

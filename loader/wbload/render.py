@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .bundle import bundle
-from .errors import RecipeError
-from .recipe import Recipe, check_contract, parse_gears_python
+from .errors import RecipeError, UsageError
+from .parameters import resolve
+from .recipe import Recipe, check_contract, load_recipe, parse_gears_python
 from .redact import mask_url, redact, url_password
 
 
@@ -45,6 +47,39 @@ class RenderedRecipe:
     def redact(self, text: str) -> str:
         """`text` (e.g. a server reply) with this recipe's secrets masked."""
         return redact(text, self.secrets)
+
+
+def render_files(
+    paths: Sequence[str | Path],
+    given: Mapping[str, str],
+    environment: Mapping[str, str],
+    mongo_url: str | None = None,
+    secret_key: str | None = None,
+) -> list[RenderedRecipe]:
+    """Load, check and render every recipe before anything is sent anywhere.
+
+    Precedence: `given` (--param) over `mongo_url` (sets MONGO_URL, or `redis:<secret_key>`)
+    over `environment` (WBLOAD_PARAM_*) over the recipe's defaults. Every given name must be
+    a parameter of at least one recipe; environment names a recipe lacks are ignored.
+    """
+    if secret_key is not None and not mongo_url:
+        raise UsageError("--secret-key needs --mongo-url (or MONGODB_URL): the URL to store")
+    recipes = [load_recipe(path) for path in paths]
+    known = set().union(*(r.parameters for r in recipes))
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise RecipeError(f"unknown parameter {unknown[0]}; the recipe has "
+                          f"{', '.join(sorted(known))}")
+    rendered = []
+    for recipe in recipes:
+        values = {k: v for k, v in environment.items() if k in recipe.parameters}
+        if mongo_url is not None:
+            if "MONGO_URL" not in recipe.parameters:
+                raise RecipeError(f"{recipe.path} has no MONGO_URL parameter for --mongo-url")
+            values["MONGO_URL"] = f"redis:{secret_key}" if secret_key else mongo_url
+        values.update({k: v for k, v in given.items() if k in recipe.parameters})
+        rendered.append(render(recipe, resolve(recipe, values)))
+    return rendered
 
 
 def render(recipe: Recipe, values: Mapping[str, Any]) -> RenderedRecipe:
