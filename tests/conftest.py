@@ -95,7 +95,8 @@ def plain_redis(bench: Bench) -> ServerProcess:
 
 @pytest.fixture(scope="session")
 def redis_factory(bench: Bench) -> Callable[..., ServerProcess]:
-    """`redis_factory(name, appendonly=True, workdir=None)`: extra restartable Redis+RedisJSON."""
+    """`redis_factory(name, appendonly=True, workdir=None, json=True)`: extra restartable Redis
+    with RedisJSON (`json=False`: without)."""
     return bench.redis
 
 
@@ -116,6 +117,7 @@ def mongo_db(mongo: MongoTarget) -> Iterator[Database[dict[str, Any]]]:
     client = mongo.client()
     db = client[f"wbtest_{uuid.uuid4().hex[:12]}"]
     yield db
-    mongo.ensure_running()
-    client.drop_database(db.name)
     client.close()
+    mongo.ensure_running()
+    with mongo.client() as fresh:  # a restarted container may have moved to another port
+        fresh.drop_database(db.name)

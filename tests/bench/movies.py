@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +45,30 @@ def wait_mirrored(db: Database, expected: dict[str, dict[str, Any] | None]) -> N
 
 def registration_ids(client: redis.Redis) -> list[str]:
     return sorted(r["id"] for r in gears_ops.registrations(client))
+
+
+def status(gears_url: str) -> dict[str, Any]:
+    """`wbload status --json`, parsed."""
+    run = wbload("status", "--redis-url", gears_url, "--json")
+    assert run.exit_code == 0, run.output
+    return json.loads(run.stdout)
+
+
+def backlog(gears_url: str) -> int:
+    """Changes still to write, by `wbload status --json`: every write-behind's backlog, older
+    versions still draining and orphaned streams."""
+    return _waiting(status(gears_url))
+
+
+def _waiting(report: dict[str, Any]) -> int:
+    waiting = sum(report["orphan_streams"].values())
+    for wb in report["write_behinds"]:
+        waiting += wb["backlog"] + sum(r["backlog"] or 0 for r in wb["draining"])
+    return waiting
+
+
+def wait_drained(gears_url: str, timeout: float = SYNC_TIMEOUT) -> None:
+    """Wait until `wbload status --json` shows no change left to write (older versions still
+    registered count with their streams)."""
+    wait_for(lambda: backlog(gears_url) == 0, timeout,
+             "the backlog to return to 0 (wbload status --json)")

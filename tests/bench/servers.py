@@ -141,25 +141,28 @@ def rejson_path() -> Path:
 
 
 def redis_server(
-    name: str, workdir: Path, appendonly: bool = False, port: int | None = None
+    name: str, workdir: Path, appendonly: bool = False, port: int | None = None,
+    json: bool = True,
 ) -> ServerProcess:
-    """Debian's redis-server with RedisJSON; no RDB snapshots, AOF only when asked."""
+    """Debian's redis-server with RedisJSON (unless `json=False`); no RDB snapshots, AOF only
+    when asked."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise FileNotFoundError("redis-server not on PATH (make test installs it)")
+    modules = ["--loadmodule", str(rejson_path())] if json else []
 
     def argv(p: int) -> list[str]:
         return [
-            binary, "--port", str(p), "--bind", HOST, "--dir", str(workdir),
-            "--loadmodule", str(rejson_path()), "--save", "",
-            "--appendonly", "yes" if appendonly else "no", "--daemonize", "no",
+            binary, "--port", str(p), "--bind", HOST, "--dir", str(workdir), *modules,
+            "--save", "", "--appendonly", "yes" if appendonly else "no", "--daemonize", "no",
         ]
 
     return ServerProcess(name, "redis-server", argv, workdir, "redis", port)
 
 
-def mongo_wire_server(name: str, workdir: Path) -> ServerProcess:
-    """`mongod` when on PATH, else nx-27017 (in-memory: its data does not survive a restart)."""
+def mongo_wire_server(name: str, workdir: Path, persistent: bool = False) -> ServerProcess:
+    """`mongod` when on PATH (data in `workdir`), else nx-27017: in memory, so a restart loses
+    the data, unless `persistent` (one SQLite file per database in `workdir`/data)."""
     mongod = shutil.which("mongod")
     if mongod is not None:
         dbpath = workdir / "db"
@@ -174,10 +177,13 @@ def mongo_wire_server(name: str, workdir: Path) -> ServerProcess:
     if binary is None:
         raise FileNotFoundError("neither mongod nor nx-27017 found (make test installs nx-27017)")
     pid_file, log_file = workdir / f"{name}.pid", workdir / f"{name}.nx.log"
+    data_dir = workdir / "data" if persistent else None
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
     return ServerProcess(
         name, "nx-27017",
         lambda p: [
-            binary, "--data-dir", "memory", "--host", HOST, "-p", str(p),
+            binary, "--data-dir", str(data_dir or "memory"), "--host", HOST, "-p", str(p),
             "--pid-file", str(pid_file), "--log-file", str(log_file),
         ],
         workdir, "mongodb",

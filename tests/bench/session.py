@@ -28,6 +28,42 @@ def _load_launcher() -> ModuleType:
     return module
 
 
+class Standin:
+    """A RedisGears stand-in in front of a bench Redis; `restart()` restarts both, the way a
+    restart of Redis restarts the RedisGears inside it (same ports)."""
+
+    def __init__(self, upstream: ServerProcess, log: Path) -> None:
+        self.upstream = upstream
+        self.log_path = log
+        self.port: int | None = None
+        self.url = ""
+        self._proc: Any = None
+
+    def start(self) -> None:
+        """Start it (again, on the same port); returns once it answers PING."""
+        if self._proc is not None:
+            return
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.url, self._proc = _load_launcher().start_standin(
+            HOST, self.upstream.port, str(self.log_path), port=self.port)
+        track(self._proc)
+        self.port = int(self.url.rsplit(":", 1)[1])
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            stop_popen(proc)
+
+    def restart(self) -> None:
+        """Stop the stand-in, restart its Redis, start the stand-in again."""
+        self.stop()
+        self.upstream.restart()
+        self.start()
+
+    def log_tail(self, lines: int = 40) -> str:
+        return tail(self.log_path, lines)
+
+
 class Bench:
     """Starts servers on first use; `close()` stops all of them, newest first."""
 
@@ -91,10 +127,22 @@ class Bench:
         return self._once("plain redis", lambda: self.redis("plain-redis", appendonly=False))
 
     def redis(
-        self, name: str, appendonly: bool = True, workdir: Path | None = None
+        self, name: str, appendonly: bool = True, workdir: Path | None = None, json: bool = True
     ) -> ServerProcess:
-        """An extra Redis + RedisJSON (AOF by default), stopped with the bench."""
-        return self._local(redis_server(name, workdir or self.root / name, appendonly=appendonly))
+        """An extra Redis + RedisJSON (AOF by default; `json=False`: no modules), stopped with
+        the bench."""
+        return self._local(
+            redis_server(name, workdir or self.root / name, appendonly=appendonly, json=json)
+        )
+
+    def standin(self, upstream: ServerProcess) -> Standin:
+        """A RedisGears stand-in (started) in front of `upstream`, e.g. a `redis()` with AOF,
+        without RedisJSON or a replica; stopped with the bench."""
+        standin = Standin(upstream, self.root / "standin" / f"standin-{upstream.name}.log")
+        standin.start()
+        self._closers.append(standin.stop)
+        self._logs[f"gears stand-in for {upstream.name}"] = standin.log_tail
+        return standin
 
     def _start_gears(self) -> GearsTarget:
         kind = self.gears_kind
@@ -130,7 +178,8 @@ class Bench:
             from_redis = from_redis or f"mongodb://{MONGO_ALIAS}:27017"
             described = f"container {server.container.image} at {server.url} ({from_redis} in-net)"
             return MongoTarget(source, described, url_from_redis=from_redis, server=server)
-        local = self._local(mongo_wire_server("mongo", self.root / "mongo"))
+        # File-backed, so that mongo.stop() / .start() (fault injection) keep the data.
+        local = self._local(mongo_wire_server("mongo", self.root / "mongo", persistent=True))
         described = f"{local.kind} at {local.url}"
         return MongoTarget(local.kind, described, url_from_redis=from_redis, server=local)
 

@@ -80,7 +80,7 @@ class MongoTarget:
         return self._server
 
     def stop(self) -> None:
-        """Stop the server (fault injection). nx-27017 keeps data in memory: a restart loses it."""
+        """Stop the server (fault injection); its data is kept for start()."""
         self._require_server().stop()
         self.running = False
 

@@ -4,8 +4,6 @@ whose version changes is refused before anything is touched."""
 from __future__ import annotations
 
 import json
-import random
-import threading
 import time
 
 import redis
@@ -14,44 +12,7 @@ from bench import gears_ops
 from bench.cli import wbload
 from bench.movies import SYNC_TIMEOUT, deploy, registration_ids, wait_mirrored
 from bench.polling import wait_for
-
-KEYS = [f"k{i}" for i in range(40)]
-
-
-class Writer(threading.Thread):
-    """Keeps updating and deleting KEYS until stopped; remembers each key's final state."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(daemon=True)
-        self.client = redis.Redis.from_url(url, decode_responses=True, protocol=2)
-        self.stop_event = threading.Event()
-        self.final: dict[str, dict | None] = {}
-        self.writes = 0
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        rng = random.Random(7)
-        try:
-            while not self.stop_event.is_set():
-                key_id = rng.choice(KEYS)
-                if rng.random() < 0.15:
-                    self.client.delete(f"MovieEntity:{key_id}")
-                    self.final[key_id] = None
-                else:
-                    document = {"n": self.writes, "title": f"It's #{self.writes}"}
-                    self.client.execute_command("JSON.SET", f"MovieEntity:{key_id}", "$",
-                                                json.dumps(document))
-                    self.final[key_id] = {**document, "movieId": key_id}
-                self.writes += 1
-                time.sleep(0.002)
-        except BaseException as e:  # surfaced by the test
-            self.error = e
-
-    def finish(self) -> dict[str, dict | None]:
-        self.stop_event.set()
-        self.join(10)
-        assert self.error is None, self.error
-        return self.final
+from bench.writer import Writer
 
 
 def streams_with_entries(client: redis.Redis) -> dict[str, int]:
