@@ -175,7 +175,7 @@ def deploy_command(recipes: Sequence[str], mongo_url: str | None, params: Sequen
                    wait: float, requirements_from: str | None, drain_timeout: float) -> None:
     """Register RECIPE(s) in Redis, unless the same version is there already."""
     rendered_recipes = render_recipes(recipes, mongo_url, params, secret_key)
-    client = ready_client(target, wait=wait)
+    client = ready_client(target, wait=wait, primary=True)
     if requirements_from and not dry_run:
         for name in import_requirements(client, Path(requirements_from)):
             click.echo(f"{name}: imported", err=True)

@@ -23,16 +23,56 @@ def has_gears(client: redis.Redis) -> bool:
 
 def has_json(client: redis.Redis) -> bool:
     """True when RedisJSON's commands exist."""
-    info = client.execute_command("COMMAND", "INFO", "JSON.GET")
-    if isinstance(info, dict):  # redis-py parses COMMAND INFO into a dict
-        return bool(info.get("json.get") or info.get("JSON.GET"))
-    return bool(info and info[0])
+    # Read the reply raw: redis-py's COMMAND parser raises TypeError on the nil that Redis
+    # returns for an unknown command, i.e. exactly when RedisJSON is missing.
+    connection = client.connection_pool.get_connection()
+    try:
+        connection.send_command("COMMAND", "INFO", "JSON.GET")
+        info = connection.read_response()
+    finally:
+        client.connection_pool.release(connection)
+    return bool(isinstance(info, (list, tuple)) and info and info[0])
 
 
-def ready_client(target: RedisTarget, wait: float = 0.0) -> redis.Redis:
-    """A client to a Redis with RedisGears and RedisJSON, waiting up to `wait` seconds."""
+def primary_of(client: redis.Redis) -> str | None:
+    """'host:port' of this Redis's primary when it is a replica; None for a primary (or when
+    the user may run neither ROLE nor INFO)."""
+    try:
+        role = client.execute_command("ROLE")
+    except redis.ResponseError:  # e.g. NOPERM: an ACL user without @admin
+        role = None
+    if isinstance(role, (list, tuple)) and role:
+        if _text(role[0]) not in ("slave", "replica"):
+            return None
+        return f"{_text(role[1])}:{_text(role[2])}" if len(role) > 2 else "its primary"
+    try:
+        info = client.info("replication")
+    except redis.ResponseError:
+        return None
+    if _text(info.get("role")) not in ("slave", "replica"):
+        return None
+    return f"{_text(info.get('master_host'))}:{_text(info.get('master_port'))}"
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def ready_client(target: RedisTarget, wait: float = 0.0, primary: bool = False) -> redis.Redis:
+    """A client to a Redis with RedisGears and RedisJSON, waiting up to `wait` seconds.
+
+    With `primary`, a replica is refused: RedisGears on a replica answers RG.PYEXECUTE with OK
+    and registers there only, where nothing triggers it and the next full sync drops it.
+    """
     deadline = time.monotonic() + wait
     client = connect(target, wait=wait)
+    if primary:
+        of = primary_of(client)
+        if of is not None:
+            raise ServerUnsuitable(
+                f"Redis at {target.display} is a read-only replica of {of}; deploy to its "
+                "primary (RedisGears replicates registrations from there)"
+            )
     while True:
         try:
             missing = _missing_modules(client)
