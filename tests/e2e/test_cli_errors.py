@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import uuid
 from pathlib import Path
 
 import pytest
@@ -40,15 +41,21 @@ def recipe(tmp_path: Path, body: str, requirements: str = "[]") -> str:
 
 @pytest.fixture
 def previous(gears, mongo, mongo_db, gears_clean):
-    """A working deployment that no failing command may disturb; returns its registrations."""
+    """A working deployment that no failing command may disturb; its registrations and db."""
     result = deploy(gears.url, mongo.url_from_redis, mongo_db)
     assert result.exit_code == 0, result.output
-    return gears_clean, sorted(r["id"] for r in gears_ops.registrations(gears_clean))
+    return gears_clean, sorted(r["id"] for r in gears_ops.registrations(gears_clean)), mongo_db
 
 
 def unchanged(previous) -> bool:
-    client, ids = previous
-    return sorted(r["id"] for r in gears_ops.registrations(client)) == ids
+    """Still registered with the same ids, and still syncing: a new document reaches Mongo."""
+    client, ids, db = previous
+    if sorted(r["id"] for r in gears_ops.registrations(client)) != ids:
+        return False
+    key_id = f"after-{uuid.uuid4().hex[:8]}"
+    client.execute_command("JSON.SET", f"MovieEntity:{key_id}", "$", '{"after": "failure"}')
+    wait_mirrored(db, {key_id: {"after": "failure", "movieId": key_id}})
+    return True
 
 
 def test_unreachable_redis() -> None:
