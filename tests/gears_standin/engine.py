@@ -359,10 +359,15 @@ class Engine(object):
         return [meta, chunks]
 
     def cmd_pyimportreq(self, args):
-        try:
-            self.reqs.import_(b"".join(args))
-        except RequirementError as e:
-            return Err(str(e))
+        with self.py_lock:
+            try:
+                self.reqs.import_(b"".join(args))
+            except RequirementError as e:
+                return Err(str(e))
+            # Like after a PYEXECUTE install: what is imported next comes from the new files
+            # (so importing rgsync after pymongo==4.7.3 brings rgsync's pymongo back, as on
+            # the real engine).
+            self._reset_modules()
         return Status("OK")
 
     def cmd_configget(self, args):
