@@ -136,6 +136,8 @@ def replica_of(redis_factory, primary_url: str):  # type: ignore[no-untyped-def]
     replica = redis_factory(f"replica-{uuid.uuid4().hex[:8]}", appendonly=False)
     host_port = primary_url.split("://", 1)[1].rsplit("@", 1)[-1].split("/")[0]
     host, port = host_port.rsplit(":", 1)
+    with redis_client(primary_url) as primary:
+        primary.config_set("repl-diskless-sync-delay", 0)  # sync now, not in 5 s
     with redis_client(replica.url) as client:
         client.execute_command("REPLICAOF", host, port)
         wait_for(lambda: client.info("replication").get("master_link_status") == "up", 30,
