@@ -9,20 +9,24 @@ the connector's ``WriteData``; an equal or newer registered version is refused w
 own message. It differs where stock rgsync is wrong or slow:
 - the key field's value is everything after ``<prefix>:`` (stock keeps only up to the next
   ``:``, so ``MovieEntity:tt:99`` became ``tt``);
-- one ``JSON.GET`` (None when the key is gone) instead of ``EXISTS`` + ``JSON.GET`` +
-  ``RENAME``/``DEL`` attempts per write, and no per-record uuid/ack bookkeeping, which JSON
-  write-behind never uses;
+- one ``JSON.GET`` (None when the key is gone) and one ``XADD`` per write, instead of
+  ``EXISTS`` + ``JSON.GET`` + ``RENAME``/``DEL`` attempts and per-record uuid/ack
+  bookkeeping, which JSON write-behind never uses. (Queuing only the key and reading the
+  documents in the StreamReader was faster still, but on RedisGears 1.2.13 it left entries
+  undelivered at the end of a burst: bench/README.md, "lazy read");
 - every event on a key counts (eventTypes None): expiry, eviction, renames, COPY and RESTORE
-  too, so Mongo follows them; each queues the key's state as it is now;
-- a key under the prefix that is not a JSON document is queued with the reason, so the sink
-  dead-letters it instead of the change vanishing in a failed KeysReader run;
+  too, so Mongo follows them;
+- a key under the prefix that is not a JSON document is queued with JSON.GET's error, so the
+  sink dead-letters it with the reason instead of the change vanishing;
 - the original key stays in the record the connector sees;
-- upgrading loses nothing. Stock rgsync unregisters both old readers, so changes still in
-  the old stream are never written. Here the old KeysReader is replaced at once (Redis runs
-  RG.PYEXECUTE atomically, so no write falls between the two), but the old StreamReader keeps
-  writing its stream, in order, to the end. The new StreamReader holds its own batches back
-  (raising, so Gears retries them) until the old stream is empty, then unregisters the old
-  reader. Per-key order holds across the upgrade: every old change is written before any new one.
+- upgrading loses nothing. Stock rgsync unregisters both old readers inside RG.PYEXECUTE,
+  so changes still in the old stream are never written, and a write made before the new
+  KeysReader takes effect (after RG.PYEXECUTE returns) reaches no stream at all. Here both old
+  readers stay: for a moment both KeysReaders queue each change. The new StreamReader's first
+  batch proves the new KeysReader live: it unregisters the old one, then holds its own
+  batches back (raising, so Gears retries them) until the old StreamReader has written its
+  stream to the end, and unregisters that too. Every old change of a key is written before
+  any new one; a change queued twice is written twice, with the same final state.
 """
 import json
 import uuid
@@ -58,7 +62,8 @@ class JSONWriteBehind(RGJSONWriteBehind):
                 document = execute('JSON.GET', key)
             except Exception as e:  # not a JSON document: the sink dead-letters it, saying why
                 execute('XADD', stream, '*', '_original_key', key,
-                        key_field, key[id_start:], '#', '=', '_error', str(e))
+                        key_field, key[id_start:], '#', '=', '_error',
+                        'not a JSON document: %s' % e)
                 return
             if document is None:
                 execute('XADD', stream, '*', '_original_key', key,
@@ -90,10 +95,16 @@ class JSONWriteBehind(RGJSONWriteBehind):
 
 
 def wait_for_predecessors(predecessors):
-    """Raise (Gears retries the batch later) while an older version still has changes to write;
-    unregister each older StreamReader once its stream is empty."""
+    """Retire the older version: unregister its KeysReader (this batch exists, so the new one
+    is live), then raise (Gears retries the batch later) while its stream still has changes
+    to write; unregister its StreamReader once the stream is empty."""
     while predecessors:
         predecessor = predecessors[0]
+        if predecessor['stream'] is None:  # an older KeysReader
+            with suppress(Exception):  # already unregistered (e.g. by wbload after deploy)
+                execute('RG.UNREGISTER', predecessor['id'])
+            predecessors.pop(0)
+            continue
         waiting = execute('XLEN', predecessor['stream'])
         if waiting:
             raise Exception('waiting for version %s to write its last %d change(s) first'

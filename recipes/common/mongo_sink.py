@@ -155,7 +155,7 @@ class MongoSink(object):
         if op == OP_DELETE:
             return key_id, op, None, value
         if value.get('_error'):
-            raise RejectedChange('cannot read the document in Redis: %s' % value['_error'])
+            raise RejectedChange(value['_error'])
         text = value.get(dataKey)
         if text is None:
             raise RejectedChange('no document in the change')

@@ -1,8 +1,11 @@
 """Version handover between registrations of the same name (RedisGears' Python 3.7).
 
 Like rgsync's UnregisterOldVersions, but by exact name (rgsync matches substrings, so
-`Movies` would unregister `MoviesWriteBehind`) and without dropping older StreamReaders:
-they are left to write what their version queued.
+`Movies` would unregister `MoviesWriteBehind`) and without unregistering anything at once.
+Registrations made inside RG.PYEXECUTE take effect only after it returns, and RedisGears
+serves other clients in between: a write there would reach neither an old KeysReader already
+unregistered nor the new one not yet live. So the old KeysReader stays until the new one has
+proven live, and the old StreamReader until it has written what its version queued.
 """
 import json
 
@@ -13,7 +16,8 @@ from rgsync.redis_gears_write_behind import CompareVersions, RegistrationArrToDi
 
 
 def take_over(name, version):
-    """Unregister `name`'s older KeysReaders; return its older StreamReaders, left to drain.
+    """`name`'s older registrations, to retire once the new version runs: KeysReaders
+    (``{'id', 'version', 'stream': None}``) and StreamReaders with their stream, in that order.
 
     Raises, as rgsync does, when an equal or newer version is registered.
     """
@@ -31,18 +35,18 @@ def take_over(name, version):
             raise Exception('Found a version which is greater or equals current version, '
                             'aborting.')
         found.append((reader, registration, desc.get('version')))
-    predecessors = []
+    keys_readers, stream_readers = [], []
     for reader, registration, old_version in found:
         if reader.endswith('.KeysReader'):
-            execute('RG.UNREGISTER', registration['id'])
-            WriteBehindLog('Unregistered %s %s' % (reader, old_version))
+            keys_readers.append({'id': registration['id'], 'version': old_version,
+                                 'stream': None})
             continue
         args = registration['RegistrationData']['args']
         pattern = dict(zip(args[::2], args[1::2]))['stream']
-        predecessors.append({
+        stream_readers.append({
             'id': registration['id'],
             'version': old_version,
             'stream': pattern[:-1] + '{%s}' % hashtag(),
         })
         WriteBehindLog('%s %s keeps draining %s' % (reader, old_version, pattern))
-    return predecessors
+    return keys_readers + stream_readers

@@ -42,7 +42,7 @@ def test_poison_documents_are_dead_lettered_and_later_writes_arrive(
     letters = wait_for(lambda: len(dead_letters()) == 5 and dead_letters(), 30, "5 dead letters")
     by_key = {d["key"]: d for d in letters}
     assert set(by_key) == {f"MovieEntity:{k}" for k in [*POISON, "dup", "plain"]}
-    assert "cannot read the document in Redis" in by_key["MovieEntity:plain"]["error"]
+    assert "not a JSON document" in by_key["MovieEntity:plain"]["error"]
     assert "not an object" in by_key["MovieEntity:array"]["error"]
     assert "8-byte" in by_key["MovieEntity:huge_int"]["error"]
     assert "duplicate" in by_key["MovieEntity:dup"]["error"].lower() or "11000" in by_key[

@@ -37,7 +37,9 @@ def test_version_bump_under_writes_loses_nothing(gears, mongo, mongo_db, gears_c
     final = writer.finish()
     assert writer.writes > 200
     wait_mirrored(mongo_db, final)
-    wait_for(lambda: not streams_with_entries(client), SYNC_TIMEOUT, "every stream to empty")
+    wait_for(lambda: not streams_with_entries(client), SYNC_TIMEOUT,
+             f"every stream to empty (they were {streams_with_entries(client)}; "
+             f"{wbload('status', '--redis-url', gears.url).stdout})")
     names = sorted((r["name"], json.loads(r["desc"])["version"])
                    for r in gears_ops.registrations(client))
     assert names == [("MoviesWriteBehind.KeysReader", "1.1.0"),
