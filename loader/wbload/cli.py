@@ -191,13 +191,15 @@ def deploy_command(recipes: Sequence[str], mongo_url: str | None, params: Sequen
             continue
         if deploy_plan.action is Action.UP_TO_DATE:
             click.echo(f"{what}: up to date (nothing sent)")
-            continue
-        if deploy_plan.sends_recipe:
-            click.echo(f"{what}: {deploy_plan.action.value} ({deploy_plan.reason}) ...")
-        outcome = apply(client, deploy_plan)
-        ids = ", ".join(f"{r.reader} {r.id}" for r in outcome.registered.current) \
-            if outcome.registered else ""
-        click.echo(f"{what}: registered in {outcome.seconds:.1f}s ({ids})")
+        else:
+            if deploy_plan.sends_recipe:
+                click.echo(f"{what}: {deploy_plan.action.value} ({deploy_plan.reason}) ...")
+            outcome = apply(client, deploy_plan)
+            ids = ", ".join(f"{r.reader} {r.id}" for r in outcome.registered.current) \
+                if outcome.registered else ""
+            click.echo(f"{what}: registered in {outcome.seconds:.1f}s ({ids})")
+        # Also when up to date: a deploy killed during its drain left the older version's
+        # readers registered.
         wait_for_drain(client, rendered.name, drain_timeout, _drain_progress(rendered.name))
 
 
@@ -228,7 +230,7 @@ def _status_table(statuses: list[WriteBehindStatus]) -> str:
              "ABORTED", "BACKLOG", "LAST ERROR"]]
     for s in statuses:
         readers = [(r, r.reader) for r in s.readers]
-        readers += [(r, f"{r.reader} {r.version} (draining)") for r in s.draining]
+        readers += [(r, f"{r.reader} {r.version} (retiring)") for r in s.draining]
         for i, (r, label) in enumerate(readers):
             first = i == 0
             rows.append([

@@ -23,7 +23,7 @@ class Draining:
 
 
 def draining(client: redis.Redis, name: str) -> list[Draining]:
-    """The older StreamReaders of `name` still registered, with their backlogs."""
+    """The older readers of `name` still registered, with their StreamReaders' backlogs."""
     wb = write_behinds(read_registrations(client)).get(name)
     if wb is None:
         return []
@@ -31,7 +31,8 @@ def draining(client: redis.Redis, name: str) -> list[Draining]:
 
 
 def retire_drained(client: redis.Redis, name: str) -> list[Draining]:
-    """Unregister the older StreamReaders whose stream is empty; return those still writing."""
+    """Unregister an older version's KeysReader (the current one is live once listed) and its
+    StreamReader once that one's stream is empty; return the StreamReaders still writing."""
     left = []
     for item in draining(client, name):
         if item.waiting:

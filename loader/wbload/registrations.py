@@ -55,8 +55,8 @@ class Registration:
 
 @dataclass(frozen=True)
 class WriteBehind:
-    """An rgsync write-behind: its KeysReader and StreamReader, and older StreamReaders still
-    writing what their version left in its stream (see recipes/common/json_write_behind.py)."""
+    """An rgsync write-behind: its KeysReader and StreamReader, and an older version's readers
+    while they are retired (see recipes/common/registrations.py)."""
 
     name: str
     keys_reader: Registration | None
@@ -110,7 +110,8 @@ def read_registrations(client: redis.Redis) -> list[Registration]:
 
 def write_behinds(registrations: list[Registration]) -> dict[str, WriteBehind]:
     """rgsync write-behinds by name. The newest KeysReader is current, with the StreamReader of
-    its version; other StreamReaders of the name are older versions still draining."""
+    its version. The name's other registrations belong to older versions being retired: a
+    KeysReader until the new one is live, a StreamReader until it has written its stream."""
     grouped: dict[str, list[Registration]] = {}
     for registration in registrations:
         name = registration.write_behind_name
@@ -124,7 +125,7 @@ def write_behinds(registrations: list[Registration]) -> dict[str, WriteBehind]:
         version = keys_reader.version if keys_reader else None
         current = [r for r in streams if keys_reader is None or r.version == version]
         stream_reader = max(current, key=lambda r: version_key(r.version), default=None)
-        draining = tuple(r for r in streams if r is not stream_reader)
+        draining = tuple(r for r in members if r is not keys_reader and r is not stream_reader)
         result[name] = WriteBehind(name, keys_reader, stream_reader, draining)
     return result
 

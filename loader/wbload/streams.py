@@ -9,7 +9,8 @@ import redis
 
 def stream_keys(client: redis.Redis, pattern: str) -> list[str]:
     """The stream keys matching a StreamReader's `stream` pattern."""
-    return sorted(client.scan_iter(match=pattern, count=1000, _type="stream"))
+    keys = client.scan_iter(match=pattern, count=1000, _type="stream")
+    return sorted(set(keys))  # SCAN may return a key more than once
 
 
 def backlog(client: redis.Redis, pattern: str | None) -> int:

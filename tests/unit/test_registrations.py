@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from wbload.gears_errors import one_line
 from wbload.registrations import Registration, write_behinds
 from wbload.registrations import _registration as parse_registration
-from wbload.gears_errors import one_line
 
 TRANSCRIPTS = Path(__file__).resolve().parents[2].parent / "shared" / "gears" / "transcripts"
 
