@@ -1,7 +1,7 @@
 """The servers a bench run uses, and what they are.
 
 Given URLs are used as they are. Without them the bench starts its own, with the test
-bench's helpers (`tests/bench/servers.py`, `tests/gears_standin/launch.py`), loaded from
+bench's helpers (`tests/testbench/servers.py`, `tests/gears_standin/launch.py`), loaded from
 their files only then: `bench` imports nothing from the test suite otherwise.
 
 Every figure is labelled with `describe_redis()` / `describe_mongo()`: a real RedisGears
@@ -25,12 +25,12 @@ import pymongo
 import redis
 
 REPO = Path(__file__).resolve().parents[1]
-TEST_SERVERS = REPO / "tests" / "bench" / "servers.py"
+TEST_SERVERS = REPO / "tests" / "testbench" / "servers.py"
 STANDIN_LAUNCH = REPO / "tests" / "gears_standin" / "launch.py"
 
 
 def _load(path: Path, name: str) -> ModuleType:
-    """A module from its file, without putting tests/ on sys.path (its `bench` is not ours)."""
+    """A module from its file, without putting tests/ on sys.path."""
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)

@@ -10,10 +10,10 @@ import pytest
 import redis
 from pymongo.database import Database
 
-from bench import describe, gears_ops
-from bench.servers import ServerProcess
-from bench.session import Bench
-from bench.targets import GearsTarget, MongoTarget
+from testbench import describe, gears_ops
+from testbench.servers import ServerProcess
+from testbench.session import Bench
+from testbench.targets import GearsTarget, MongoTarget
 
 BENCH_KEY = pytest.StashKey[Bench]()
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 
-from bench.targets import GearsTarget, MongoTarget
+from testbench.targets import GearsTarget, MongoTarget
 
 pytestmark = pytest.mark.e2e
 
@@ -28,7 +28,7 @@ def run_bench(gears: GearsTarget, mongo: MongoTarget, out: Path) -> subprocess.C
             "--redis-url", gears.url, "--mongo-url", mongo.url]
     if mongo.url_from_redis != mongo.url:  # Redis in a container: no pausable proxy for it
         argv += ["--mongo-url-from-redis", mongo.url_from_redis]
-    # cwd=REPO: `-m bench` is the repository's bench/, not tests/bench (the fixtures' helpers).
+    # cwd=REPO: `-m bench` is the repository's bench/.
     return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=400)
 
 

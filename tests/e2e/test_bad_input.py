@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from bench import gears_ops, selection
-from bench.cli import Run, wbload
-from bench.movies import MOVIES, deploy, wait_mirrored
-from bench.polling import wait_for
-from bench.targets import redis_client
+from testbench import gears_ops, selection
+from testbench.cli import Run, wbload
+from testbench.movies import MOVIES, deploy, wait_mirrored
+from testbench.polling import wait_for
+from testbench.targets import redis_client
 
 pytestmark = pytest.mark.e2e
 

@@ -13,10 +13,10 @@ import pytest
 import redis
 from pymongo.database import Database
 
-from bench import gears_ops
-from bench.data import load_demo_movies
-from bench.polling import wait_for
-from bench.targets import GearsTarget, MongoTarget
+from testbench import gears_ops
+from testbench.data import load_demo_movies
+from testbench.polling import wait_for
+from testbench.targets import GearsTarget, MongoTarget
 
 pytestmark = pytest.mark.e2e
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import gears_ops
-from bench.cli import Run, wbload
-from bench.movies import MOVIES, deploy, wait_mirrored
+from testbench import gears_ops
+from testbench.cli import Run, wbload
+from testbench.movies import MOVIES, deploy, wait_mirrored
 
 MONGO_PASSWORD = "Mongo-S3cret-pw"
 REDIS_PASSWORD = "Redis-S3cret-pw"

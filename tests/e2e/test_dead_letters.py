@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from bench.cli import wbload
-from bench.movies import deploy, wait_mirrored
-from bench.polling import wait_for
+from testbench.cli import wbload
+from testbench.movies import deploy, wait_mirrored
+from testbench.polling import wait_for
 
 POISON = {
     "array": "[1, 2, 3]",                                         # not a JSON object

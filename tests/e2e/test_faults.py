@@ -31,13 +31,13 @@ import pytest
 import redis
 from pymongo.database import Database
 
-from bench import gears_ops, selection
-from bench.delay_proxy import DelayProxy, mongo_host_port, proxied_mongo_url
-from bench.movies import MOVIES, backlog, deploy, status, wait_drained, wait_mirrored
-from bench.polling import wait_for
-from bench.session import Bench
-from bench.targets import GearsTarget, MongoTarget, redis_client
-from bench.writer import Writer, redis_documents
+from testbench import gears_ops, selection
+from testbench.delay_proxy import DelayProxy, mongo_host_port, proxied_mongo_url
+from testbench.movies import MOVIES, backlog, deploy, status, wait_drained, wait_mirrored
+from testbench.polling import wait_for
+from testbench.session import Bench
+from testbench.targets import GearsTarget, MongoTarget, redis_client
+from testbench.writer import Writer, redis_documents
 
 pytestmark = pytest.mark.e2e
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import redis
 
-from bench import gears_ops
-from bench.cli import wbload
-from bench.data import load_demo_movies
-from bench.movies import deploy, registration_ids, wait_mirrored
+from testbench import gears_ops
+from testbench.cli import wbload
+from testbench.data import load_demo_movies
+from testbench.movies import deploy, registration_ids, wait_mirrored
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import json
 import zipfile
 from pathlib import Path
 
-from bench.cli import wbload
-from bench.movies import MOVIES, deploy
+from testbench.cli import wbload
+from testbench.movies import MOVIES, deploy
 
 
 def test_export_import_round_trip(gears, mongo, mongo_db, gears_clean, tmp_path: Path) -> None:

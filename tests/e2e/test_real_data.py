@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from bench.movies import deploy, wait_mirrored
-from bench.polling import wait_for
+from testbench.movies import deploy, wait_mirrored
+from testbench.polling import wait_for
 
 HARD_DOCUMENTS = {
     "apostrophe": {"title": "Schindler's List", "plot": "It's 'quoted'"},

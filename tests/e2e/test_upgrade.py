@@ -8,11 +8,11 @@ import time
 
 import redis
 
-from bench import gears_ops
-from bench.cli import wbload
-from bench.movies import SYNC_TIMEOUT, deploy, registration_ids, wait_mirrored
-from bench.polling import wait_for
-from bench.writer import Writer
+from testbench import gears_ops
+from testbench.cli import wbload
+from testbench.movies import SYNC_TIMEOUT, deploy, registration_ids, wait_mirrored
+from testbench.polling import wait_for
+from testbench.writer import Writer
 
 
 def streams_with_entries(client: redis.Redis) -> dict[str, int]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bench.cli import wbload
-from bench.movies import MOVIES, deploy
+from testbench.cli import wbload
+from testbench.movies import MOVIES, deploy
 
 
 def verify(gears, mongo, mongo_db, *extra: str):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import redis
 
-from bench.cli import wbload
+from testbench.cli import wbload
 
 RECIPE = str(Path(__file__).resolve().parents[2] / "recipes" / "movies_write_through.py")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench import selection
-from bench.polling import wait_for
+from testbench import selection
+from testbench.polling import wait_for
 
 
 def test_a_given_redis_url_wins(monkeypatch: pytest.MonkeyPatch) -> None:

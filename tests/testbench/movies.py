@@ -9,9 +9,9 @@ from typing import Any
 import redis
 from pymongo.database import Database
 
-from bench import gears_ops
-from bench.cli import Run, wbload
-from bench.polling import wait_for
+from testbench import gears_ops
+from testbench.cli import Run, wbload
+from testbench.polling import wait_for
 
 MOVIES = str(Path(__file__).resolve().parents[2] / "recipes" / "movies.py")
 SYNC_TIMEOUT = 60
