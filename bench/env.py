@@ -42,6 +42,11 @@ def _load(path: Path, name: str) -> ModuleType:
     return module
 
 
+def load_test_helper(name: str) -> ModuleType:
+    """A module of tests/testbench/ (stdlib and redis only) by file, e.g. "gears_ops"."""
+    return _load(REPO / "tests" / "testbench" / f"{name}.py", f"wbload_testbench_{name}")
+
+
 def redis_client(url: str, **overrides: Any) -> redis.Redis:
     options: dict[str, Any] = {"decode_responses": True, "protocol": 2, "socket_timeout": 300}
     options.update(overrides)

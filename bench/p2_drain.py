@@ -35,7 +35,10 @@ import redis
 from pymongo import ReplaceOne
 
 from . import docs
+from .env import load_test_helper
 from .sinks import COLLECTION, STREAM_PATTERN, Sink, backlog, reset, stream_reader_stats
+
+_polling = load_test_helper("polling")
 
 WARM_ID = 10_000_000  # outside the ids of the measured documents
 
@@ -63,15 +66,8 @@ def stream_bytes(client: redis.Redis) -> int | None:
         return None
 
 
-def wait(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout:.0f}s for {what}")
-        time.sleep(interval)
+def wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    return _polling.wait_for(check, timeout, what, interval=0.05)
 
 
 def warm_up(client: redis.Redis, coll: Any, timeout: float) -> None:

@@ -17,24 +17,15 @@ from typing import Any
 
 import redis
 
-from .env import REPO, redis_client
+from .env import REPO, load_test_helper, redis_client
 
 OURS_RECIPE = REPO / "recipes" / "movies.py"
 COLLECTION = "movies"
 STREAM_PATTERN = f"_{COLLECTION}-stream-*"
-REQUIREMENTS = ("rgsync", "pymongo==4.7.3")  # rgsync's own pymongo 4.1.1 is too old for 7.0
-STOCK_RECIPE = """\
-from rgsync import RGJSONWriteBehind, RGJSONWriteThrough
-from rgsync.Connectors import MongoConnector, MongoConnection
-
-mongoUrl = {url!r}
-connection = MongoConnection('', '', '', '', mongoUrl)
-db = {db!r}
-movieConnector = MongoConnector(connection, db, 'movies', 'movieId')
-RGJSONWriteBehind(GB,  keysPrefix='MovieEntity',
-                  connector=movieConnector, name='MoviesWriteBehind',
-                  version='99.99.99')
-"""
+_stock = load_test_helper("stock_recipe")
+STOCK_RECIPE, REQUIREMENTS = _stock.STOCK_RECIPE, _stock.STOCK_REQUIREMENTS
+_gears_ops = load_test_helper("gears_ops")
+registrations = _gears_ops.registrations
 
 
 # The floor: what any write-behind built on a sync KeysReader pays per write at least.
@@ -93,20 +84,6 @@ def wbload_deploy(recipe: Path, redis_url: str, mongo_url: str, database: str,
 
 
 # --- the Gears side -------------------------------------------------------------------------
-def _pairs(flat: Any) -> dict[str, Any]:
-    return dict(zip(flat[::2], flat[1::2]))
-
-
-def registrations(client: redis.Redis) -> list[dict[str, Any]]:
-    """RG.DUMPREGISTRATIONS as dicts, RegistrationData as a dict (RESP2 replies)."""
-    out = []
-    for flat in client.execute_command("RG.DUMPREGISTRATIONS"):
-        reg = _pairs(flat)
-        reg["RegistrationData"] = _pairs(reg.get("RegistrationData") or [])
-        out.append(reg)
-    return out
-
-
 def stream_reader_stats(client: redis.Redis) -> dict[str, Any] | None:
     """RegistrationData of the (one) StreamReader registered, if any."""
     for reg in registrations(client):
@@ -115,21 +92,9 @@ def stream_reader_stats(client: redis.Redis) -> dict[str, Any] | None:
     return None
 
 
-def reset(client: redis.Redis, timeout: float = 60.0) -> None:
-    """No registrations, no keys. Retries while an execution still holds a registration."""
-    deadline = time.monotonic() + timeout
-    while True:
-        ids = [r["id"] for r in registrations(client)]
-        if not ids:
-            break
-        for reg_id in ids:
-            try:
-                client.execute_command("RG.UNREGISTER", reg_id)
-            except redis.ResponseError:
-                if time.monotonic() > deadline:
-                    raise
-        time.sleep(0.05)
-    client.flushall()
+def reset(client: redis.Redis) -> None:
+    """No registrations, no keys (the test bench's reset)."""
+    _gears_ops.reset(client)
 
 
 def backlog(client: redis.Redis) -> int:

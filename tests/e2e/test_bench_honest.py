@@ -16,23 +16,12 @@ from pymongo.database import Database
 from testbench import gears_ops
 from testbench.data import load_demo_movies
 from testbench.polling import wait_for
+from testbench.stock_recipe import STOCK_RECIPE
+from testbench.stock_recipe import STOCK_REQUIREMENTS as REQUIREMENTS
 from testbench.targets import GearsTarget, MongoTarget
 
 pytestmark = pytest.mark.e2e
 
-STOCK_RECIPE = """\
-from rgsync import RGJSONWriteBehind, RGJSONWriteThrough
-from rgsync.Connectors import MongoConnector, MongoConnection
-
-mongoUrl = {url!r}
-connection = MongoConnection('', '', '', '', mongoUrl)
-db = {db!r}
-movieConnector = MongoConnector(connection, db, 'movies', 'movieId')
-RGJSONWriteBehind(GB,  keysPrefix='MovieEntity',
-                  connector=movieConnector, name='MoviesWriteBehind',
-                  version='99.99.99')
-"""
-REQUIREMENTS = ("rgsync", "pymongo==4.7.3")  # rgsync's own pymongo 4.1.1 is too old for nx-27017
 STREAM_READER = "MoviesWriteBehind.StreamReader"
 APOSTROPHE_ERROR = "'str' object has no attribute 'items'"
 SYNC_DEADLINE = 30.0
