@@ -27,7 +27,7 @@ EXIT_CODE_HELP = {
     ExitCode.USAGE: "bad command line (unknown option, bad URL)",
     ExitCode.RECIPE: "bad recipe: file missing, syntax error, unknown or bad --param",
     ExitCode.REDIS_UNREACHABLE: "cannot reach or log in to Redis",
-    ExitCode.SERVER_UNSUITABLE: "Redis lacks RedisGears or RedisJSON",
+    ExitCode.SERVER_UNSUITABLE: "Redis lacks RedisGears or RedisJSON, or is a read-only replica",
     ExitCode.REFUSED: "a newer version is registered (use --force to replace it)",
     ExitCode.DEPLOY_FAILED: "Redis refused the recipe (requirements, exception, no registration)",
     ExitCode.NOT_DEPLOYED: "no such registration",
