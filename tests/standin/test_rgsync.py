@@ -3,13 +3,13 @@ transcripts recorded on RedisGears 1.2.13 (first run on a machine pip-installs r
 pymongo 4.7.3 into the stand-in's environment, ~15 s; later runs reuse them)."""
 
 import ast
-import time
 
 import pymongo
 import pytest
 from normalize import norm
 
 from conftest import Stack, transcript
+from testbench.polling import wait_for
 
 RECIPE = """from rgsync import RGJSONWriteBehind, RGJSONWriteThrough
 from rgsync.Connectors import MongoConnector, MongoConnection
@@ -26,16 +26,6 @@ def stack(tmp_path_factory):
     s = Stack(tmp_path_factory.mktemp("rgsync"))  # fresh: no requirement installed yet
     yield s
     s.close()
-
-
-def wait_for(predicate, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def field(reg, name):
@@ -57,7 +47,7 @@ def test_lifecycle_matches_gears(stack, mongo_port):
 
     r.execute_command("JSON.SET", "MovieEntity:1", "$", '{"movieId": "1", "title": "Heat"}')
     regs = wait_for(lambda: (lambda d: d if field(d[0], "numSuccess") == 2 else None)(
-        r.execute_command("RG.DUMPREGISTRATIONS")))
+        r.execute_command("RG.DUMPREGISTRATIONS")), timeout=20)
     expected = transcript("dumpregistrations-rgsync-json-writebehind.json")
     assert norm(regs) == norm(expected["reply"])
     streams = r.keys("_movies-stream-*")

@@ -1,13 +1,13 @@
 """Every case in shared/gears/transcripts (recorded on RedisGears 1.2.13), replayed against
 the stand-in.  The rgsync cases live in test_rgsync.py."""
 
-import time
 
 import pytest
 import redis
 from normalize import norm
 
 from conftest import transcript
+from testbench.polling import wait_for
 
 PROBE_KEYS = transcript("pyexecute-register-ok.json")["command"][1]
 PROBE_STREAM = transcript("pyexecute-register-stream.json")["command"][1]
@@ -18,16 +18,6 @@ def reply_of(client, command):
         return client.execute_command(*command)
     except redis.ResponseError as e:
         return {"error": str(e)}
-
-
-def wait_for(predicate, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 @pytest.mark.parametrize("name", [

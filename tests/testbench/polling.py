@@ -9,7 +9,10 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_for(check: Callable[[], T], timeout: float, what: str, interval: float = 0.2) -> T:
+def wait_for(
+    check: Callable[[], T], timeout: float = 10.0, what: str = "the condition",
+    interval: float = 0.2,
+) -> T:
     """Call `check` until it returns something truthy; at the deadline fail naming `what`."""
     deadline = time.monotonic() + timeout
     while True:
