@@ -14,7 +14,8 @@ test: deps
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: $(DEPS_STAMP)
-	$(VENV)/bin/ruff check loader tests recipes
+	$(VENV)/bin/ruff check loader tests recipes bench
+	$(VENV)/bin/mypy
 
 deps: $(DEPS_STAMP) gears-python
 

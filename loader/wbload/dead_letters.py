@@ -10,6 +10,7 @@ import redis
 from .errors import NotDeployed, UsageError
 from .registrations import read_registrations, write_behinds
 from .resync import resync
+from .streams import entries
 
 DEFAULT_STREAM = "wbload:dead-letter:{name}"
 
@@ -41,7 +42,6 @@ def dead_letter_stream(client: redis.Redis, name: str) -> str:
 
 def list_dead_letters(client: redis.Redis, name: str, count: int | None = None) -> list[DeadLetter]:
     """The rejected changes of `name`, oldest first."""
-    entries = client.xrange(dead_letter_stream(client, name), count=count)
     return [
         DeadLetter(
             id=entry_id,
@@ -51,7 +51,7 @@ def list_dead_letters(client: redis.Redis, name: str, count: int | None = None) 
             error=fields.get("error", ""),
             time=fields.get("time", ""),
         )
-        for entry_id, fields in entries
+        for entry_id, fields in entries(client, dead_letter_stream(client, name), count=count)
     ]
 
 

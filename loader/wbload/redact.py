@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 MASK = "****"
@@ -28,7 +29,7 @@ def url_password(url: str) -> str | None:
         return None
 
 
-def redact(text: str, secrets: list[str | None]) -> str:
+def redact(text: str, secrets: Sequence[str | None]) -> str:
     """`text` with every non-empty secret replaced by ****."""
     for secret in secrets:
         if secret:

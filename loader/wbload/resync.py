@@ -9,6 +9,7 @@ import redis
 
 from .errors import NotDeployed, UsageError
 from .registrations import read_registrations, write_behinds
+from .streams import entries
 
 ORIGINAL_KEY_FIELD = "_original_key"
 
@@ -34,14 +35,14 @@ def keys_in_stream(client: redis.Redis, stream: str, chunk: int = 1000) -> list[
     seen: dict[str, None] = {}
     start = "-"
     while True:
-        entries = client.xrange(stream, min=start, count=chunk)
-        for _entry_id, fields in entries:
+        chunk_entries = entries(client, stream, start, chunk)
+        for _entry_id, fields in chunk_entries:
             key = fields.get(ORIGINAL_KEY_FIELD)
             if key:
                 seen.setdefault(key, None)
-        if len(entries) < chunk:
+        if len(chunk_entries) < chunk:
             return list(seen)
-        start = "(" + entries[-1][0]
+        start = "(" + chunk_entries[-1][0]
 
 
 def keys_with_prefix(client: redis.Redis, prefix: str) -> Iterator[str]:

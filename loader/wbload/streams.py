@@ -13,6 +13,15 @@ def stream_keys(client: redis.Redis, pattern: str) -> list[str]:
     return sorted(set(keys))  # SCAN may return a key more than once
 
 
+def entries(
+    client: redis.Redis, stream: str, start: str = "-", count: int | None = None
+) -> list[tuple[str, dict[str, str]]]:
+    """Stream entries from `start` on (inclusive; "(id" excludes), as (id, fields) strings."""
+    reply = client.xrange(stream, min=start, count=count) or []
+    return [(str(entry_id), {str(k): str(v) for k, v in (fields or {}).items()})
+            for entry_id, fields in reply]
+
+
 def backlog(client: redis.Redis, pattern: str | None) -> int:
     """How many changes wait in the streams matching `pattern` (0 without a pattern)."""
     if not pattern:

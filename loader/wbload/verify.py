@@ -58,7 +58,8 @@ def verify(
     prefix, key_field = str(values["KEY_PREFIX"]), str(values["KEY_FIELD"])
     key_id = f"{PROBE_MARK}{uuid.uuid4().hex}"
     key = f"{prefix}:{key_id}"
-    mongo = pymongo.MongoClient(mongo_url, serverSelectionTimeoutMS=5000)
+    mongo: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+        mongo_url, serverSelectionTimeoutMS=5000)
     collection = mongo[str(values["MONGO_DATABASE"])][str(values["MONGO_COLLECTION"])]
     try:
         try:
