@@ -142,3 +142,14 @@ def test_bundle_inlines_once_with_aliases(tmp_path: Path) -> None:
     namespace: dict = {}
     exec(compile(text, "r", "exec"), namespace)
     assert namespace["RESULT"] == (1, 2)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "recipes").rglob("*.py")), ids=lambda p: p.name)
+def test_every_recipe_file_is_python_37(path: Path) -> None:
+    ast.parse(path.read_text(), filename=str(path), feature_version=(3, 7))
+
+
+@pytest.mark.parametrize("name", ["movies.py", "movies_write_through.py"])
+def test_every_recipe_renders_to_python_37(name: str) -> None:
+    recipe = load_recipe(REPO / "recipes" / name)
+    ast.parse(render(recipe, resolve(recipe, {})).text, feature_version=(3, 7))
