@@ -137,7 +137,10 @@ def _check_only_values_changed(recipe: Recipe, text: str, values: Mapping[str, A
         except (KeyError, ValueError):
             same = False
         if not same:
-            raise RecipeError(f"{recipe.path}: {name} cannot be written as a Python literal")
+            raise RecipeError(
+                f"{recipe.path}: {name}={values[name]!r} cannot be written into the recipe as a "
+                "Python literal (nan and inf cannot); give a finite value"
+            )
     if before != _code_shape(rendered, names):
         raise RecipeError(f"{recipe.path}: a parameter value changed the recipe's code")
 

@@ -105,7 +105,7 @@ def test_recipe_that_is_not_text(gears, previous, tmp_path: Path) -> None:
 @pytest.mark.parametrize(("assignment", "phrase"), [
     ("COUNT=1.5", "--param COUNT: expected a whole number, got '1.5'"),
     ("RATIO=fast", "--param RATIO: expected a number, got 'fast'"),
-    ("RATIO=nan", "RATIO"),
+    ("RATIO=nan", "RATIO=nan cannot be written into the recipe as a Python literal"),
     ("ENABLED=maybe", "--param ENABLED: expected true or false, got 'maybe'"),
     ("FIELDS=title", "--param FIELDS: expected a Python literal like ['title', 'year']"),
     ("FIELDS='title'", "--param FIELDS: expected a list, got str"),
