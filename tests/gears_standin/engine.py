@@ -158,9 +158,12 @@ class Engine(object):
                     "regs": [{"id": g.id, "reader": g.reader, "desc": g.desc, "mode": g.mode,
                               "args": g.args, "steps": g.pickled_steps} for g in regs]})
         try:
-            self._state_call("SET", STATE_KEY, cloudpickle.dumps(sessions))
+            reply = self._state_call("SET", STATE_KEY, cloudpickle.dumps(sessions))
         except Exception:
             log.exception("could not save registrations to the upstream")
+            return
+        if isinstance(reply, ReplyError):  # e.g. READONLY in front of a replica
+            log.error("could not save registrations to the upstream: %s", reply)
 
     def restore(self):
         try:
