@@ -10,7 +10,7 @@ import redis
 from .errors import DeployFailed, RedisUnreachable, Refused
 from .gears_errors import recipe_line, traceback_lines
 from .plan import Action, Plan, plan_deploy
-from .registrations import Registration, WriteBehind, read_registrations, write_behinds
+from .registrations import WriteBehind, read_registrations, unregister, write_behinds
 from .render import RenderedRecipe
 from .requirements import installed_requirements
 
@@ -47,7 +47,7 @@ def apply(client: redis.Redis, deploy_plan: Plan) -> DeployOutcome:
     if not deploy_plan.sends_recipe:
         return DeployOutcome(deploy_plan, deploy_plan.current, 0.0)
     for registration in deploy_plan.unregister_first:
-        _unregister(client, registration)
+        unregister(client, registration)
     try:
         client.execute_command(*pyexecute_args(rendered))
     except redis.ResponseError as e:
@@ -69,14 +69,6 @@ def apply(client: redis.Redis, deploy_plan: Plan) -> DeployOutcome:
     return DeployOutcome(deploy_plan, registered, time.monotonic() - started)
 
 
-def _unregister(client: redis.Redis, registration: Registration) -> None:
-    try:
-        client.execute_command("RG.UNREGISTER", registration.id)
-    except redis.ResponseError as e:
-        if "not registered" not in str(e):
-            raise
-
-
 def _remove_half_registered(client: redis.Redis, rendered: RenderedRecipe) -> None:
     """Unregister what a failed run of this version managed to register."""
     current = write_behinds(read_registrations(client)).get(rendered.name)
@@ -84,7 +76,7 @@ def _remove_half_registered(client: redis.Redis, rendered: RenderedRecipe) -> No
         return
     for registration in current.current:
         if registration.version == rendered.version:
-            _unregister(client, registration)
+            unregister(client, registration)
 
 
 def _explain(rendered: RenderedRecipe, reply: str) -> Exception:

@@ -10,7 +10,7 @@ import redis
 
 from .errors import NotInSync
 from .gears_errors import one_line
-from .registrations import Registration, read_registrations, write_behinds
+from .registrations import Registration, read_registrations, unregister, write_behinds
 from .streams import backlog, stream_keys
 
 
@@ -38,11 +38,7 @@ def retire_drained(client: redis.Redis, name: str) -> list[Draining]:
         if item.waiting:
             left.append(item)
             continue
-        try:
-            client.execute_command("RG.UNREGISTER", item.registration.id)
-        except redis.ResponseError as e:
-            if "not registered" not in str(e):
-                raise
+        unregister(client, item.registration)
         if item.registration.stream_pattern:
             for key in stream_keys(client, item.registration.stream_pattern):
                 if client.xlen(key) == 0:

@@ -108,6 +108,15 @@ def read_registrations(client: redis.Redis) -> list[Registration]:
     return sorted(registrations, key=lambda r: _id_order(r.id))
 
 
+def unregister(client: redis.Redis, registration: Registration) -> None:
+    """RG.UNREGISTER it; one already gone (retired meanwhile by its successor) is fine."""
+    try:
+        client.execute_command("RG.UNREGISTER", registration.id)
+    except redis.ResponseError as e:
+        if "not registered" not in str(e):
+            raise
+
+
 def write_behinds(registrations: list[Registration]) -> dict[str, WriteBehind]:
     """rgsync write-behinds by name. The newest KeysReader is current, with the StreamReader of
     its version. The name's other registrations belong to older versions being retired: a

@@ -8,7 +8,7 @@ from fnmatch import fnmatchcase
 import redis
 
 from .errors import NotDeployed, UsageError
-from .registrations import read_registrations, write_behinds
+from .registrations import read_registrations, unregister, write_behinds
 from .streams import entries
 
 ORIGINAL_KEY_FIELD = "_original_key"
@@ -87,7 +87,7 @@ def resync_stream(client: redis.Redis, name: str, stream: str) -> int:
     wb = write_behinds(read_registrations(client)).get(name)
     for registration in wb.draining if wb else ():
         if registration.stream_pattern and fnmatchcase(stream, registration.stream_pattern):
-            client.execute_command("RG.UNREGISTER", registration.id)
+            unregister(client, registration)
     if wb and wb.stream_reader and wb.stream_reader.stream_pattern and fnmatchcase(
         stream, wb.stream_reader.stream_pattern
     ):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import redis
 
 from .errors import NotDeployed
-from .registrations import read_registrations, write_behinds
+from .registrations import read_registrations, unregister, write_behinds
 from .streams import backlog, stream_keys
 
 
@@ -26,11 +26,7 @@ def undeploy(client: redis.Redis, name: str) -> UndeployOutcome:
         raise NotDeployed(f"no write-behind named {name!r} is registered (see `wbload status`)")
     unregistered = []
     for registration in current.registrations:  # KeysReader before StreamReader
-        try:
-            client.execute_command("RG.UNREGISTER", registration.id)
-        except redis.ResponseError as e:
-            if "not registered" not in str(e):
-                raise
+        unregister(client, registration)
         unregistered.append(registration.id)
     pattern = current.stream_reader.stream_pattern if current.stream_reader else None
     waiting = backlog(client, pattern)
