@@ -33,8 +33,9 @@ from .requirements import (
     write_order,
 )
 from .resync import keys_with_prefix, resync, resync_prefix, resync_stream
-from .server import ready_client
-from .status import WriteBehindStatus, collect_status
+from .server import ready_deployment
+from .status import StatusReport, WriteBehindStatus, collect_status
+from .topology import Deployment, refresh
 from .undeploy import undeploy
 from .verify import Step, mongo_url_for, verify
 
@@ -175,14 +176,15 @@ def deploy_command(recipes: Sequence[str], mongo_url: str | None, params: Sequen
                    wait: float, requirements_from: str | None, drain_timeout: float) -> None:
     """Register RECIPE(s) in Redis, unless the same version is there already."""
     rendered_recipes = render_recipes(recipes, mongo_url, params, secret_key)
-    client = ready_client(target, wait=wait, primary=True)
+    deployment = ready_deployment(target, wait=wait, primary=True)
+    deployment.require_gears_ready()
     if requirements_from and not dry_run:
-        for name in import_requirements(client, Path(requirements_from)):
+        for name in _import_everywhere(deployment, Path(requirements_from)):
             click.echo(f"{name}: imported", err=True)
     if secret_key and mongo_url and not dry_run:
-        client.set(secret_key, mongo_url)
+        store_secret(deployment, secret_key, mongo_url)
     for rendered in rendered_recipes:
-        deploy_plan = plan(client, rendered, force=force)
+        deploy_plan = plan(deployment, rendered, force=force)
         what = f"{rendered.name} {rendered.version}"
         if dry_run:
             sent = "RG.PYEXECUTE <recipe>" + "".join(f" {a}" for a in pyexecute_args(rendered)[2:])
@@ -194,28 +196,43 @@ def deploy_command(recipes: Sequence[str], mongo_url: str | None, params: Sequen
         else:
             if deploy_plan.sends_recipe:
                 click.echo(f"{what}: {deploy_plan.action.value} ({deploy_plan.reason}) ...")
-            outcome = apply(client, deploy_plan)
+            outcome = apply(deployment, deploy_plan)
             ids = ", ".join(f"{r.reader} {r.id}" for r in outcome.registered.current) \
                 if outcome.registered else ""
             click.echo(f"{what}: registered in {outcome.seconds:.1f}s ({ids})")
         # Also when up to date: a deploy killed during its drain left the older version's
         # readers registered.
-        wait_for_drain(client, rendered.name, drain_timeout, _drain_progress(rendered.name))
+        wait_for_drain(deployment, rendered.name, drain_timeout,
+                       _drain_progress(rendered.name))
 
 
 @main.command("status", epilog=EXIT_CODES)
 @redis_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status_command(target: RedisTarget, as_json: bool) -> None:
-    """Show every write-behind: version, readers, counters, last error, backlog."""
-    report = collect_status(ready_client(target))
+@click.option("--shards", "by_shard", is_flag=True,
+              help="On a cluster, also one row per shard (the totals are over every shard).")
+def status_command(target: RedisTarget, as_json: bool, by_shard: bool) -> None:
+    """Show every write-behind: version, readers, counters, last error, backlog.
+
+    Exits 5 when RedisGears cannot sync (e.g. a cluster node not refreshed), after the report.
+    """
+    report = collect_status(ready_deployment(target))
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
-        return
+    else:
+        _print_status(report, by_shard)
+    if report.problems:
+        ctx = click.get_current_context()
+        for problem in report.problems[1:]:
+            click.echo(f"wbload: error: {problem}", err=True)
+        _fail(ctx, report.problems[0], ExitCode.SERVER_UNSUITABLE)
+
+
+def _print_status(report: StatusReport, by_shard: bool) -> None:
     if not report.write_behinds:
         click.echo("no write-behind registered")
     else:
-        click.echo(_status_table(report.write_behinds))
+        click.echo(_status_table(report.write_behinds, by_shard and report.topology == "cluster"))
     for s in report.write_behinds:
         if s.dead_letters:
             click.echo(f"{s.name}: {s.dead_letters} change(s) rejected by Mongo, kept in "
@@ -225,24 +242,48 @@ def status_command(target: RedisTarget, as_json: bool) -> None:
                    f"write (wbload resync NAME --stream {stream})")
 
 
-def _status_table(statuses: list[WriteBehindStatus]) -> str:
+def _status_table(statuses: list[WriteBehindStatus], by_shard: bool = False) -> str:
     rows = [["NAME", "VERSION", "KEYS", "READER", "MODE", "TRIGGERED", "OK", "FAILED",
              "ABORTED", "BACKLOG", "LAST ERROR"]]
     for s in statuses:
-        readers = [(r, r.reader) for r in s.readers]
-        readers += [(r, f"{r.reader} {r.version} (retiring)") for r in s.draining]
-        for i, (r, label) in enumerate(readers):
-            first = i == 0
-            rows.append([
-                s.name if first else "", (s.version or "-") if first else "",
-                f"{s.key_prefix}:*" if first and s.key_prefix else "",
-                label, r.mode, str(r.triggered), str(r.success), str(r.failures),
-                str(r.aborted), "" if r.backlog is None else str(r.backlog),
-                r.last_error or "-",
-            ])
+        groups = [("", s.readers, s.draining)]
+        if by_shard:
+            groups += [(f"  {shard.shard}", shard.readers, shard.draining) for shard in s.shards]
+        first = True
+        for where, current, draining in groups:
+            readers = [(r, r.reader) for r in current]
+            readers += [(r, f"{r.reader} {r.version} (retiring)") for r in draining]
+            for r, label in readers:
+                rows.append([
+                    s.name if first else where, (s.version or "-") if first else "",
+                    f"{s.key_prefix}:*" if first and s.key_prefix else "",
+                    label, r.mode, str(r.triggered), str(r.success), str(r.failures),
+                    str(r.aborted), "" if r.backlog is None else str(r.backlog),
+                    r.last_error or "-",
+                ])
+                first = False
         if not s.complete:
             rows.append(["", "", "", "(missing a reader: deploy again to repair)"] + [""] * 7)
     return _table(rows)
+
+
+@main.command("refresh", epilog=EXIT_CODES)
+@redis_options
+def refresh_command(target: RedisTarget) -> None:
+    """Send RG.REFRESHCLUSTER to every node of a Redis Cluster, then check RedisGears' view.
+
+    RedisGears 1.2 learns the cluster only from this command, after every start of every
+    node; until then that node's KeysReaders cannot queue changes.
+    """
+    deployment = ready_deployment(target)
+    if not deployment.is_cluster:
+        click.echo(f"{target.display} is a single node: nothing to refresh")
+        return
+    for node in refresh(deployment):
+        click.echo(f"{node}: refreshed")
+    after = ready_deployment(target)
+    after.require_gears_ready()
+    click.echo(f"RedisGears knows all {len(after.shards)} shards")
 
 
 @main.command("verify", epilog=EXIT_CODES)
@@ -261,26 +302,26 @@ def verify_command(recipes: Sequence[str], mongo_url: str | None, params: Sequen
 
     Without RECIPE, verifies each recipes/*.py whose NAME is registered.
     """
-    client = ready_client(target)
+    deployment = ready_deployment(target)
     if recipes:
         rendered_recipes = render_recipes(recipes, mongo_url, params, secret_key)
     else:
-        rendered_recipes = deployed_recipes(client, mongo_url, params, secret_key)
+        rendered_recipes = deployed_recipes(deployment, mongo_url, params, secret_key)
     for rendered in rendered_recipes:
-        url = check_mongo_url or mongo_url_for(client, str(rendered.values["MONGO_URL"]))
+        url = check_mongo_url or mongo_url_for(deployment, str(rendered.values["MONGO_URL"]))
 
         def report(step: Step, name: str = rendered.name) -> None:
             click.echo(f"{name}: {step.name} reached Mongo in {step.seconds:.2f}s")
 
-        verify(client, rendered, url, timeout, on_step=report)
+        verify(deployment, rendered, url, timeout, on_step=report)
         click.echo(f"{rendered.name}: verified")
 
 
-def deployed_recipes(client: redis.Redis, mongo_url: str | None, params: Sequence[str],
+def deployed_recipes(deployment: Deployment, mongo_url: str | None, params: Sequence[str],
                      secret_key: str | None) -> list[RenderedRecipe]:
     """The recipes under ./recipes whose NAME is registered on the server."""
     candidates = [str(p) for p in sorted(Path("recipes").glob("*.py"))]
-    registered = set(write_behinds(read_registrations(client)))
+    registered = set(write_behinds(read_registrations(deployment.entry)))
     found = [r for r in render_recipes(candidates, mongo_url, params, secret_key)
              if r.name in registered]
     if not found:
@@ -301,8 +342,9 @@ def requirements_group() -> None:
 def requirements_export(recipe: str, directory: str, target: RedisTarget) -> None:
     """Install RECIPE's REQUIREMENTS on a Gears that reaches PyPI, then save them as zips."""
     (rendered,) = render_recipes([recipe], None, [])
-    client = ready_client(target)
-    install_requirements(client, rendered.requirements)
+    deployment = ready_deployment(target)
+    deployment.require_gears_ready()
+    install_requirements(deployment.entry, rendered.requirements)
     raw = target.client(decode_responses=False)
     for requirement in rendered.requirements:
         path = export_requirement(raw, requirement, Path(directory))
@@ -315,8 +357,18 @@ def requirements_export(recipe: str, directory: str, target: RedisTarget) -> Non
 @redis_options
 def requirements_import(directory: str, target: RedisTarget) -> None:
     """Install the requirement zips in DIRECTORY into Redis, without PyPI."""
-    for name in import_requirements(ready_client(target), Path(directory)):
+    deployment = ready_deployment(target)
+    deployment.require_gears_ready()
+    for name in _import_everywhere(deployment, Path(directory)):
         click.echo(f"{name}: imported")
+
+
+def _import_everywhere(deployment: Deployment, directory: Path) -> list[str]:
+    """Import the requirement zips on every shard (Gears keeps requirements per shard)."""
+    imported: list[str] = []
+    for shard in deployment.shards:
+        imported = import_requirements(shard.client, directory)
+    return imported
 
 
 @main.group("dlq", epilog=EXIT_CODES)
@@ -328,10 +380,12 @@ def dlq_group() -> None:
 @click.argument("name")
 @redis_options
 @click.option("--count", type=click.IntRange(min=1), help="Show at most this many.")
+@click.option("--after", metavar="ID", help="Only those after this id (the next page).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def dlq_list(name: str, target: RedisTarget, count: int | None, as_json: bool) -> None:
+def dlq_list(name: str, target: RedisTarget, count: int | None, after: str | None,
+             as_json: bool) -> None:
     """Show write-behind NAME's dead letters, oldest first."""
-    letters = list_dead_letters(ready_client(target), name, count)
+    letters = list_dead_letters(ready_deployment(target), name, count, after)
     if as_json:
         click.echo(json.dumps([asdict(letter) for letter in letters], indent=2))
         return
@@ -350,7 +404,7 @@ def dlq_list(name: str, target: RedisTarget, count: int | None, as_json: bool) -
 @click.option("--id", "ids", multiple=True, help="Only this dead letter (repeatable).")
 def dlq_retry(name: str, target: RedisTarget, ids: Sequence[str]) -> None:
     """After fixing the cause, queue the rejected keys' current state again."""
-    count = retry_dead_letters(ready_client(target), name, ids)
+    count = retry_dead_letters(ready_deployment(target), name, ids)
     click.echo(f"{name}: re-queued {count} key(s)")
 
 
@@ -360,7 +414,7 @@ def dlq_retry(name: str, target: RedisTarget, ids: Sequence[str]) -> None:
 @click.option("--id", "ids", multiple=True, help="Only this dead letter (repeatable).")
 def dlq_purge(name: str, target: RedisTarget, ids: Sequence[str]) -> None:
     """Drop dead letters (all of NAME's, or --id ones)."""
-    count = purge_dead_letters(ready_client(target), name, ids)
+    count = purge_dead_letters(ready_deployment(target), name, ids)
     click.echo(f"{name}: dropped {count} dead letter(s)")
 
 
@@ -380,14 +434,20 @@ def resync_command(name: str, target: RedisTarget, streams: Sequence[str],
     """Queue keys' current state through write-behind NAME again."""
     if not streams and not all_keys:
         raise UsageError("say which keys: --stream STREAM (repeatable) or --all")
-    client = ready_client(target)
+    deployment = ready_deployment(target)
     if all_keys:
-        prefix = resync_prefix(client, name)
-        click.echo(f"{name}: resynced {resync(client, name, keys_with_prefix(client, prefix))} "
-                   f"key(s) under {prefix}:")
+        prefix = resync_prefix(deployment, name)
+        outcome = resync(deployment, name, keys_with_prefix(deployment, prefix))
+        click.echo(f"{name}: resynced {outcome.queued} key(s) under {prefix}:"
+                   + _skipped(outcome.skipped))
     for stream in streams:
-        count = resync_stream(client, name, stream)
-        click.echo(f"{name}: resynced {count} key(s) from {stream}, which is deleted")
+        outcome = resync_stream(deployment, name, stream)
+        click.echo(f"{name}: resynced {outcome.queued} key(s) from {stream}, which is deleted"
+                   + _skipped(outcome.skipped))
+
+
+def _skipped(count: int) -> str:
+    return (f"; skipped {count} key(s) that are not JSON documents" if count else "")
 
 
 @main.command("undeploy", epilog=EXIT_CODES)
@@ -395,12 +455,21 @@ def resync_command(name: str, target: RedisTarget, streams: Sequence[str],
 @redis_options
 def undeploy_command(name: str, target: RedisTarget) -> None:
     """Unregister write-behind NAME (both readers); keeps changes still waiting."""
-    outcome = undeploy(ready_client(target), name)
+    outcome = undeploy(ready_deployment(target), name)
     click.echo(f"{name}: unregistered {', '.join(outcome.unregistered)}")
     if outcome.waiting:
         click.echo(f"{name}: {outcome.waiting} change(s) were still waiting; kept in "
                    f"{', '.join(outcome.kept_streams)} (not yet written to Mongo)",
                    err=True)
+
+
+def store_secret(deployment: Deployment, key: str, url: str) -> None:
+    """Store the Mongo URL where the sink reads it: `key` itself, and on a cluster a copy per
+    shard (`key{<hashtag>}`), since recipe code can read only its own shard's keys."""
+    deployment.keyed(key).set(key, url)
+    if deployment.is_cluster:
+        for shard in deployment.shards:
+            shard.client.set(shard.tagged(key), url)
 
 
 def _drain_progress(name: str) -> Callable[[list[Draining]], None]:

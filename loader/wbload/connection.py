@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -43,8 +43,14 @@ class RedisTarget:
     def secrets(self) -> list[str | None]:
         return [url_password(self.url)]
 
-    def client(self, decode_responses: bool = True) -> redis.Redis:
-        """A redis-py client (not yet connected); str replies unless told otherwise."""
+    def client(
+        self, decode_responses: bool = True, address: tuple[str, int] | None = None
+    ) -> redis.Redis:
+        """A redis-py client (not yet connected); str replies unless told otherwise.
+
+        `address` is another node of the same deployment (a cluster's primary), reached with
+        the same login and TLS settings.
+        """
         options: dict = {
             "decode_responses": decode_responses,
             "socket_connect_timeout": 5,
@@ -60,10 +66,19 @@ class RedisTarget:
             options["ssl_certfile"] = self.tls_cert
         if self.tls_key:
             options["ssl_keyfile"] = self.tls_key
+        url = self.url if address is None else _with_address(self.url, *address)
         try:
-            return redis.Redis.from_url(self.url, **options)
+            return redis.Redis.from_url(url, **options)
         except ValueError as e:
             raise UsageError(f"bad Redis URL {self.display}: {e}") from None
+
+
+def _with_address(url: str, host: str, port: int) -> str:
+    parts = urlsplit(url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    host = f"[{host}]" if ":" in host else host
+    netloc = f"{userinfo}@{host}:{port}" if userinfo else f"{host}:{port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def connect(target: RedisTarget, wait: float = 0.0) -> redis.Redis:

@@ -10,9 +10,16 @@ import redis
 from .errors import DeployFailed, RedisUnreachable, Refused
 from .gears_errors import recipe_line, traceback_lines
 from .plan import Action, Plan, plan_deploy
-from .registrations import WriteBehind, read_registrations, unregister, write_behinds
+from .registrations import (
+    WriteBehind,
+    per_shard,
+    read_registrations,
+    unregister,
+    write_behind,
+)
 from .render import RenderedRecipe
 from .requirements import installed_requirements
+from .topology import Deployment
 
 
 @dataclass(frozen=True)
@@ -24,10 +31,12 @@ class DeployOutcome:
     seconds: float
 
 
-def plan(client: redis.Redis, rendered: RenderedRecipe, force: bool = False) -> Plan:
-    """The plan for `rendered` against what `client`'s server has registered and installed."""
-    return plan_deploy(rendered, read_registrations(client), force=force,
-                       installed=installed_requirements(client))
+def plan(deployment: Deployment, rendered: RenderedRecipe, force: bool = False) -> Plan:
+    """The plan for `rendered` against what the deployment has registered and installed
+    (requirements are each shard's own)."""
+    installed = [r for shard in deployment.shards for r in installed_requirements(shard.client)]
+    return plan_deploy(rendered, read_registrations(deployment.entry), force=force,
+                       installed=installed)
 
 
 def pyexecute_args(rendered: RenderedRecipe) -> list[str]:
@@ -38,7 +47,7 @@ def pyexecute_args(rendered: RenderedRecipe) -> list[str]:
     return args
 
 
-def apply(client: redis.Redis, deploy_plan: Plan) -> DeployOutcome:
+def apply(deployment: Deployment, deploy_plan: Plan) -> DeployOutcome:
     """Execute `deploy_plan`; raise Refused/DeployFailed, leaving nothing half-registered."""
     started = time.monotonic()
     rendered = deploy_plan.rendered
@@ -46,37 +55,51 @@ def apply(client: redis.Redis, deploy_plan: Plan) -> DeployOutcome:
         raise Refused(deploy_plan.reason)
     if not deploy_plan.sends_recipe:
         return DeployOutcome(deploy_plan, deploy_plan.current, 0.0)
+    deployment.require_gears_ready()
     for registration in deploy_plan.unregister_first:
-        unregister(client, registration)
+        unregister(deployment, registration)
     try:
-        client.execute_command(*pyexecute_args(rendered))
+        deployment.entry.execute_command(*pyexecute_args(rendered))
     except redis.ResponseError as e:
-        _remove_half_registered(client, rendered)
+        _remove_half_registered(deployment, rendered)
         raise _explain(rendered, str(e)) from None
     except (redis.ConnectionError, redis.TimeoutError) as e:
         raise RedisUnreachable(
             f"lost Redis while it ran {rendered.name} ({e}); "
             "run `wbload status` to see what is registered, then deploy again"
         ) from None
-    registered = write_behinds(read_registrations(client)).get(rendered.name)
+    registered = write_behind(deployment, rendered.name)
     if registered is None or not registered.complete or registered.version != rendered.version:
-        _remove_half_registered(client, rendered)
+        _remove_half_registered(deployment, rendered)
         raise DeployFailed(
             f"{rendered.name} {rendered.version}: RG.PYEXECUTE answered OK but the recipe did "
             "not register its readers (a KeysReader, and a StreamReader for write-behind); "
             "check that it calls JSONWriteBehind or JSONWriteThrough with NAME and VERSION"
         )
+    missing = [shard.address for shard, wbs in per_shard(deployment)
+               if not _has(wbs.get(rendered.name), registered)]
+    if missing:
+        raise DeployFailed(
+            f"{rendered.name} {rendered.version}: registered, but shard(s) "
+            f"{', '.join(missing)} do not list the new readers; run `wbload status`, "
+            "`wbload refresh` if it names an unrefreshed node, then deploy again"
+        )
     return DeployOutcome(deploy_plan, registered, time.monotonic() - started)
 
 
-def _remove_half_registered(client: redis.Redis, rendered: RenderedRecipe) -> None:
+def _has(shard_view: WriteBehind | None, registered: WriteBehind) -> bool:
+    ids = {r.id for r in shard_view.current} if shard_view else set()
+    return {r.id for r in registered.current} <= ids
+
+
+def _remove_half_registered(deployment: Deployment, rendered: RenderedRecipe) -> None:
     """Unregister what a failed run of this version managed to register."""
-    current = write_behinds(read_registrations(client)).get(rendered.name)
+    current = write_behind(deployment, rendered.name)
     if current is None or current.complete:
         return
     for registration in current.current:
         if registration.version == rendered.version:
-            unregister(client, registration)
+            unregister(deployment, registration)
 
 
 def _explain(rendered: RenderedRecipe, reply: str) -> Exception:

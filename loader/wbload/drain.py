@@ -6,48 +6,51 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import redis
-
 from .errors import NotInSync
 from .gears_errors import one_line
-from .registrations import Registration, read_registrations, unregister, write_behinds
-from .streams import backlog, stream_keys
+from .registrations import Registration, unregister, write_behind
+from .streams import total_backlog
+from .topology import Deployment
 
 
 @dataclass(frozen=True)
 class Draining:
-    """An older version's StreamReader and how many changes it still has to write."""
+    """An older version's StreamReader and how many changes it still has to write (on every
+    shard: on a cluster it is retired only once every shard's stream is empty)."""
 
     registration: Registration
     waiting: int
 
 
-def draining(client: redis.Redis, name: str) -> list[Draining]:
+def draining(deployment: Deployment, name: str) -> list[Draining]:
     """The older readers of `name` still registered, with their StreamReaders' backlogs."""
-    wb = write_behinds(read_registrations(client)).get(name)
+    wb = write_behind(deployment, name)
     if wb is None:
         return []
-    return [Draining(r, backlog(client, r.stream_pattern)) for r in wb.draining]
+    return [Draining(r, total_backlog(deployment, r.stream_pattern)) for r in wb.draining]
 
 
-def retire_drained(client: redis.Redis, name: str) -> list[Draining]:
+def retire_drained(deployment: Deployment, name: str) -> list[Draining]:
     """Unregister an older version's KeysReader (the current one is live once listed) and its
     StreamReader once that one's stream is empty; return the StreamReaders still writing."""
     left = []
-    for item in draining(client, name):
+    for item in draining(deployment, name):
         if item.waiting:
             left.append(item)
             continue
-        unregister(client, item.registration)
-        if item.registration.stream_pattern:
-            for key in stream_keys(client, item.registration.stream_pattern):
-                if client.xlen(key) == 0:
-                    client.delete(key)
+        unregister(deployment, item.registration)
+        pattern = item.registration.stream_pattern
+        for shard in deployment.shards:
+            if not pattern:
+                break
+            stream = shard.stream(pattern)
+            if shard.client.xlen(stream) == 0:
+                shard.client.delete(stream)
     return left
 
 
 def wait_for_drain(
-    client: redis.Redis,
+    deployment: Deployment,
     name: str,
     timeout: float,
     on_progress: Callable[[list[Draining]], None] = lambda left: None,
@@ -56,7 +59,7 @@ def wait_for_drain(
     """Wait up to `timeout` seconds until no older version of `name` has changes left."""
     deadline = time.monotonic() + timeout
     while True:
-        left = retire_drained(client, name)
+        left = retire_drained(deployment, name)
         on_progress(left)
         if not left:
             return

@@ -8,6 +8,7 @@ from typing import Any
 
 import redis
 
+from .topology import Deployment, Shard
 from .versions import version_key
 
 KEYS_READER = "KeysReader"
@@ -108,10 +109,23 @@ def read_registrations(client: redis.Redis) -> list[Registration]:
     return sorted(registrations, key=lambda r: _id_order(r.id))
 
 
-def unregister(client: redis.Redis, registration: Registration) -> None:
-    """RG.UNREGISTER it; one already gone (retired meanwhile by its successor) is fine."""
+def write_behind(deployment: Deployment, name: str) -> WriteBehind | None:
+    """Write-behind `name` as the node that takes RG.* commands lists it (on a cluster every
+    shard lists the same ids; their counters are each shard's own: see `per_shard`)."""
+    return write_behinds(read_registrations(deployment.entry)).get(name)
+
+
+def per_shard(deployment: Deployment) -> list[tuple[Shard, dict[str, WriteBehind]]]:
+    """Every shard's write-behinds, with that shard's counters."""
+    return [(shard, write_behinds(read_registrations(shard.client)))
+            for shard in deployment.shards]
+
+
+def unregister(deployment: Deployment, registration: Registration) -> None:
+    """RG.UNREGISTER it (everywhere, on a cluster); one already gone (retired meanwhile by its
+    successor) is fine."""
     try:
-        client.execute_command("RG.UNREGISTER", registration.id)
+        deployment.entry.execute_command("RG.UNREGISTER", registration.id)
     except redis.ResponseError as e:
         if "not registered" not in str(e):
             raise

@@ -1,41 +1,53 @@
-"""Send keys' current state through a write-behind again (orphaned streams, stuck upgrades)."""
+"""Send keys' current state through a write-behind again (orphaned streams, stuck upgrades,
+a Mongo restored from a backup)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-import redis
-
 from .errors import NotDeployed, UsageError
-from .registrations import read_registrations, unregister, write_behinds
+from .registrations import unregister, write_behind
 from .streams import entries
+from .topology import Deployment, Shard
 
 ORIGINAL_KEY_FIELD = "_original_key"
 
-# Rewrite each key as it is, so the write-behind's KeysReader queues its current state; a key
-# that is gone is created empty and deleted, so it queues a delete. Atomic per call: no app
-# write can fall between reading a document and rewriting it.
+# Rewrite one key as it is, so the write-behind's KeysReader queues its current state; a key
+# that is gone is created empty and deleted, so it queues a delete; a key that is not a JSON
+# document (Redis OM's index hashes, say) is left alone. Atomic: no app write can fall between
+# reading the document and rewriting it. One key per call: on a cluster a script's keys must
+# share a slot.
 _TOUCH = """
-for _, key in ipairs(KEYS) do
-  local document = redis.call('JSON.GET', key)
-  if document then
-    redis.call('JSON.SET', key, '$', document)
-  else
-    redis.call('JSON.SET', key, '$', '{}')
-    redis.call('DEL', key)
-  end
+local key = KEYS[1]
+local kind = redis.call('TYPE', key)['ok']
+if kind == 'ReJSON-RL' then
+  redis.call('JSON.SET', key, '$', redis.call('JSON.GET', key))
+  return 1
+elseif kind == 'none' then
+  redis.call('JSON.SET', key, '$', '{}')
+  redis.call('DEL', key)
+  return 1
 end
-return #KEYS
+return 0
 """
 
 
-def keys_in_stream(client: redis.Redis, stream: str, chunk: int = 1000) -> list[str]:
+@dataclass(frozen=True)
+class ResyncOutcome:
+    """How many keys were queued again, and how many were skipped (not JSON documents)."""
+
+    queued: int
+    skipped: int
+
+
+def keys_in_stream(shard: Shard, stream: str, chunk: int = 1000) -> list[str]:
     """The distinct keys a write-behind stream mentions, in first-seen order."""
     seen: dict[str, None] = {}
     start = "-"
     while True:
-        chunk_entries = entries(client, stream, start, chunk)
+        chunk_entries = entries(shard.client, stream, start, chunk)
         for _entry_id, fields in chunk_entries:
             key = fields.get(ORIGINAL_KEY_FIELD)
             if key:
@@ -45,56 +57,81 @@ def keys_in_stream(client: redis.Redis, stream: str, chunk: int = 1000) -> list[
         start = "(" + chunk_entries[-1][0]
 
 
-def keys_with_prefix(client: redis.Redis, prefix: str) -> Iterator[str]:
-    """Every key under `<prefix>:`."""
-    yield from client.scan_iter(match=f"{_glob_escape(prefix)}:*", count=1000)
+def keys_with_prefix(deployment: Deployment, prefix: str) -> Iterator[str]:
+    """Every key under `<prefix>:`, shard by shard (one SCAN of each shard's keyspace)."""
+    yield from deployment.scan(f"{_glob_escape(prefix)}:*")
 
 
-def resync_prefix(client: redis.Redis, name: str) -> str:
+def resync_prefix(deployment: Deployment, name: str) -> str:
     """The key prefix of registered write-behind `name`."""
-    wb = write_behinds(read_registrations(client)).get(name)
+    wb = write_behind(deployment, name)
     if wb is None or wb.keys_reader is None or not wb.key_prefix:
         raise NotDeployed(f"no write-behind named {name!r} is registered (see `wbload status`)")
     return wb.key_prefix
 
 
-def resync(client: redis.Redis, name: str, keys: Iterable[str], chunk: int = 100) -> int:
-    """Queue the current state of `keys` through write-behind `name`; returns how many."""
-    prefix = f"{resync_prefix(client, name)}:"
-    touch = client.register_script(_TOUCH)
-    total = 0
-    batch: list[str] = []
+def resync(deployment: Deployment, name: str, keys: Iterable[str],
+           chunk: int = 500) -> ResyncOutcome:
+    """Queue the current state of `keys` through write-behind `name`, each on its shard."""
+    prefix = f"{resync_prefix(deployment, name)}:"
+    pending: dict[int, tuple[Shard, list[str]]] = {}
+    queued = skipped = 0
+
+    def flush(shard: Shard, batch: list[str]) -> None:
+        nonlocal queued, skipped
+        touch = shard.client.register_script(_TOUCH)
+        with shard.client.pipeline(transaction=False) as pipe:
+            for key in batch:
+                touch(keys=[key], client=pipe)
+            results = [int(n) for n in pipe.execute()]
+        queued += sum(results)
+        skipped += len(results) - sum(results)
+        batch.clear()
+
     for key in keys:
         if not key.startswith(prefix):
             raise UsageError(f"{key!r} is not under {name}'s key prefix {prefix!r}")
+        shard = deployment.shard_of(key)
+        _, batch = pending.setdefault(id(shard), (shard, []))
         batch.append(key)
-        if len(batch) == chunk:
-            total += int(touch(keys=batch))
-            batch = []
-    if batch:
-        total += int(touch(keys=batch))
-    return total
+        if len(batch) >= chunk:
+            flush(shard, batch)
+    for shard, batch in pending.values():
+        if batch:
+            flush(shard, batch)
+    return ResyncOutcome(queued, skipped)
 
 
-def resync_stream(client: redis.Redis, name: str, stream: str) -> int:
+def resync_stream(deployment: Deployment, name: str, stream: str) -> ResyncOutcome:
     """Resync the keys `stream` mentions through `name`, then delete `stream`.
 
     For an orphaned stream, or one an older version cannot finish: its reader (if any) is
-    unregistered first, so nothing else writes those changes.
+    unregistered first, so nothing else writes those changes. On a cluster that unregisters
+    it on every shard, so every shard's stream of that reader is resynced too.
     """
-    if not client.exists(stream):
+    shard = deployment.shard_of(stream)
+    if not shard.client.exists(stream):
         raise UsageError(f"no stream {stream!r}")
-    wb = write_behinds(read_registrations(client)).get(name)
-    for registration in wb.draining if wb else ():
-        if registration.stream_pattern and fnmatchcase(stream, registration.stream_pattern):
-            unregister(client, registration)
+    wb = write_behind(deployment, name)
     if wb and wb.stream_reader and wb.stream_reader.stream_pattern and fnmatchcase(
         stream, wb.stream_reader.stream_pattern
     ):
         raise UsageError(f"{stream} is {name}'s live stream; its reader writes it already")
-    count = resync(client, name, keys_in_stream(client, stream))
-    client.delete(stream)
-    return count
+    streams = [(shard, stream)]
+    for registration in wb.draining if wb else ():
+        pattern = registration.stream_pattern
+        if pattern and fnmatchcase(stream, pattern):
+            unregister(deployment, registration)
+            streams += [(other, other.stream(pattern)) for other in deployment.shards
+                        if other.stream(pattern) != stream]
+    queued = skipped = 0
+    for owner, name_ in streams:
+        if not owner.client.exists(name_):
+            continue
+        outcome = resync(deployment, name, keys_in_stream(owner, name_))
+        owner.client.delete(name_)
+        queued, skipped = queued + outcome.queued, skipped + outcome.skipped
+    return ResyncOutcome(queued, skipped)
 
 
 def _glob_escape(text: str) -> str:

@@ -6,8 +6,9 @@ import time
 
 import redis
 
-from .connection import RedisTarget, connect
+from .connection import RedisTarget
 from .errors import RedisUnreachable, ServerUnsuitable
+from .topology import Deployment, gears_cluster_problems, open_deployment
 
 
 def has_gears(client: redis.Redis) -> bool:
@@ -58,41 +59,51 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def ready_client(target: RedisTarget, wait: float = 0.0, primary: bool = False) -> redis.Redis:
-    """A client to a Redis with RedisGears and RedisJSON, waiting up to `wait` seconds.
+def ready_deployment(target: RedisTarget, wait: float = 0.0, primary: bool = False) -> Deployment:
+    """The deployment at `target`, every shard with RedisGears and RedisJSON, waiting up to
+    `wait` seconds. Problems of a cluster's Gears (a node not refreshed) are in `.problems`.
 
-    With `primary`, a replica is refused: RedisGears on a replica answers RG.PYEXECUTE with OK
-    and registers there only, where nothing triggers it and the next full sync drops it.
+    With `primary`, a single node that is a replica is refused: RedisGears on a replica
+    answers RG.PYEXECUTE with OK and registers there only, where nothing triggers it and the
+    next full sync drops it. (A cluster's shards are its primaries.)
     """
     deadline = time.monotonic() + wait
-    client = connect(target, wait=wait)
-    if primary:
-        of = primary_of(client)
+    deployment = open_deployment(target, wait=wait)
+    if primary and not deployment.is_cluster:
+        of = primary_of(deployment.entry)
         if of is not None:
             raise ServerUnsuitable(
                 f"Redis at {target.display} is a read-only replica of {of}; deploy to its "
                 "primary (RedisGears replicates registrations from there)"
             )
+    for shard in deployment.shards:
+        where = f"{target.display} ({shard.address})" if deployment.is_cluster else target.display
+        _wait_for_modules(shard.client, where, deadline)
+    deployment.problems.extend(gears_cluster_problems(deployment))
+    return deployment
+
+
+def _wait_for_modules(client: redis.Redis, where: str, deadline: float) -> None:
     while True:
         try:
             missing = _missing_modules(client)
         except (redis.ConnectionError, redis.TimeoutError) as e:
             if time.monotonic() >= deadline:
-                raise RedisUnreachable(f"lost Redis at {target.display}: {e}") from None
+                raise RedisUnreachable(f"lost Redis at {where}: {e}") from None
             missing = ["a connection"]
         if not missing:
-            return client
+            return
         if time.monotonic() >= deadline:
             break
         time.sleep(0.5)
     if "RedisGears" in missing:
         raise ServerUnsuitable(
-            f"Redis at {target.display} has no RedisGears (RG.PYEXECUTE is an unknown command); "
+            f"Redis at {where} has no RedisGears (RG.PYEXECUTE is an unknown command); "
             "load RedisGears 1.2 with its Python plugin (e.g. --loadmodule redisgears.so "
             "Plugin gears_python.so)"
         )
     raise ServerUnsuitable(
-        f"Redis at {target.display} has no RedisJSON (JSON.GET is an unknown command); "
+        f"Redis at {where} has no RedisJSON (JSON.GET is an unknown command); "
         "load RedisJSON 2 (--loadmodule rejson.so), the recipes read documents with JSON.GET"
     )
 

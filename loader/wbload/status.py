@@ -1,14 +1,19 @@
-"""Per write-behind health: versions, readers, counters, last error, backlog, dead letters."""
+"""Per write-behind health: versions, readers, counters, last error, backlog, dead letters.
+
+On a cluster every figure is a total over the shards (each shard counts only what ran
+there), the last error says which shard it came from, and `shards` has each one's own.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-import redis
-
+from .dead_letters import dead_letter_streams
 from .gears_errors import one_line
-from .registrations import Registration, WriteBehind, read_registrations, write_behinds
+from .registrations import Registration, WriteBehind, per_shard
 from .streams import backlog, orphan_streams
+from .topology import Deployment, Shard
 
 
 @dataclass(frozen=True)
@@ -27,9 +32,9 @@ class ReaderStatus:
     backlog: int | None = None  # StreamReaders only
 
     @classmethod
-    def of(cls, client: redis.Redis, registration: Registration) -> ReaderStatus:
+    def of(cls, shard: Shard, registration: Registration) -> ReaderStatus:
         waiting = (
-            backlog(client, registration.stream_pattern)
+            backlog(shard, registration.stream_pattern)
             if registration.reader == "StreamReader" else None
         )
         return cls(
@@ -47,6 +52,18 @@ class ReaderStatus:
 
 
 @dataclass(frozen=True)
+class ShardStatus:
+    """A write-behind on one shard: its readers' counters there, and its own streams."""
+
+    shard: str
+    readers: list[ReaderStatus]
+    draining: list[ReaderStatus]
+    backlog: int
+    dead_letters: int
+    complete: bool
+
+
+@dataclass(frozen=True)
 class WriteBehindStatus:
     """A write-behind: name, version, what it watches and how far behind it is."""
 
@@ -60,40 +77,93 @@ class WriteBehindStatus:
     dead_letter_stream: str | None = None
     dead_letters: int = 0
     complete: bool = True
+    shards: list[ShardStatus] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class StatusReport:
     """Everything `wbload status` shows."""
 
+    topology: str  # "node" or "cluster"
     write_behinds: list[WriteBehindStatus]
     orphan_streams: dict[str, int]  # stream -> changes no registered reader will write
+    problems: list[str] = field(default_factory=list)  # each an error, one line
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def collect_status(client: redis.Redis) -> StatusReport:
-    """The status of every rgsync write-behind on the server, and of orphaned streams."""
-    registrations = read_registrations(client)
-    statuses = [status_of(client, wb) for wb in write_behinds(registrations).values()]
-    live = [r.stream_pattern for r in registrations if r.stream_pattern]
-    return StatusReport(statuses, orphan_streams(client, live))
+def collect_status(deployment: Deployment) -> StatusReport:
+    """The status of every write-behind on every shard, and of orphaned streams."""
+    shards = per_shard(deployment)
+    names = sorted({name for _, wbs in shards for name in wbs})
+    statuses = [_status_of(deployment, name, shards) for name in names]
+    live = sorted({r.stream_pattern for _, wbs in shards for wb in wbs.values()
+                   for r in wb.registrations if r.stream_pattern})
+    problems = list(deployment.problems)
+    for status in statuses:
+        problems += [f"{status.name} on {s.shard} is missing a reader: deploy again to repair"
+                     for s in status.shards if not s.complete and deployment.is_cluster]
+    return StatusReport("cluster" if deployment.is_cluster else "node", statuses,
+                        orphan_streams(deployment, live), problems)
 
 
-def status_of(client: redis.Redis, wb: WriteBehind) -> WriteBehindStatus:
-    readers = [ReaderStatus.of(client, r) for r in wb.current]
-    stream_reader = wb.stream_reader
-    dead_letter = stream_reader.dead_letter_stream if stream_reader else None
+def _status_of(deployment: Deployment, name: str,
+               shards: list[tuple[Shard, dict[str, WriteBehind]]]) -> WriteBehindStatus:
+    rows = []
+    reference: WriteBehind | None = None
+    for shard, wbs in shards:
+        wb = wbs.get(name)
+        if wb is None:
+            rows.append(ShardStatus(shard.address, [], [], 0, 0, False))
+            continue
+        reference = reference or wb
+        readers = [ReaderStatus.of(shard, r) for r in wb.current]
+        dead = dead_letter_streams(deployment, wb, only=shard)
+        rows.append(ShardStatus(
+            shard=shard.address,
+            readers=readers,
+            draining=[ReaderStatus.of(shard, r) for r in wb.draining],
+            backlog=sum(r.backlog or 0 for r in readers),
+            dead_letters=sum(int(shard.client.xlen(stream)) for _, stream in dead),
+            complete=wb.complete,
+        ))
+    assert reference is not None  # `name` came from some shard's registrations
+    stream_reader = reference.stream_reader
     return WriteBehindStatus(
-        name=wb.name,
-        version=wb.version,
-        key_prefix=wb.key_prefix,
+        name=name,
+        version=reference.version,
+        key_prefix=reference.key_prefix,
         stream=stream_reader.stream_pattern if stream_reader else None,
-        backlog=sum(r.backlog or 0 for r in readers),
-        readers=readers,
-        draining=[ReaderStatus.of(client, r) for r in wb.draining],
-        dead_letter_stream=dead_letter,
-        dead_letters=int(client.xlen(dead_letter)) if dead_letter else 0,
-        complete=wb.complete,
+        backlog=sum(row.backlog for row in rows),
+        readers=_totals([row.readers for row in rows], [row.shard for row in rows],
+                        deployment.is_cluster),
+        draining=_totals([row.draining for row in rows], [row.shard for row in rows],
+                         deployment.is_cluster),
+        dead_letter_stream=stream_reader.dead_letter_stream if stream_reader else None,
+        dead_letters=sum(row.dead_letters for row in rows),
+        complete=all(row.complete for row in rows),
+        shards=rows,
     )
+
+
+def _totals(per_shard_readers: Sequence[list[ReaderStatus]], shard_names: Sequence[str],
+            name_shard: bool) -> list[ReaderStatus]:
+    """One ReaderStatus per registration id, counters summed over shards; the first shard's
+    last error, saying which shard it came from on a cluster."""
+    merged: dict[str, ReaderStatus] = {}
+    for readers, shard in zip(per_shard_readers, shard_names):
+        for r in readers:
+            error = f"[{shard}] {r.last_error}" if r.last_error and name_shard else r.last_error
+            seen = merged.get(r.id)
+            if seen is None:
+                merged[r.id] = ReaderStatus(**{**asdict(r), "last_error": error})
+                continue
+            merged[r.id] = ReaderStatus(
+                id=r.id, reader=r.reader, version=r.version, mode=r.mode,
+                triggered=seen.triggered + r.triggered, success=seen.success + r.success,
+                failures=seen.failures + r.failures, aborted=seen.aborted + r.aborted,
+                last_error=seen.last_error or error,
+                backlog=None if r.backlog is None else (seen.backlog or 0) + r.backlog,
+            )
+    return list(merged.values())

@@ -1,4 +1,4 @@
-"""The Redis Streams that carry changes from a KeysReader to its StreamReader."""
+"""The Redis Streams that carry changes from a KeysReader to its StreamReader, per shard."""
 
 from __future__ import annotations
 
@@ -6,11 +6,7 @@ from fnmatch import fnmatchcase
 
 import redis
 
-
-def stream_keys(client: redis.Redis, pattern: str) -> list[str]:
-    """The stream keys matching a StreamReader's `stream` pattern."""
-    keys = client.scan_iter(match=pattern, count=1000, _type="stream")
-    return sorted(set(keys))  # SCAN may return a key more than once
+from .topology import Deployment, Shard
 
 
 def entries(
@@ -22,29 +18,57 @@ def entries(
             for entry_id, fields in reply]
 
 
-def backlog(client: redis.Redis, pattern: str | None) -> int:
-    """How many changes wait in the streams matching `pattern` (0 without a pattern)."""
-    if not pattern:
-        return 0
-    keys = stream_keys(client, pattern)
-    if not keys:
-        return 0
-    with client.pipeline(transaction=False) as pipe:
-        for key in keys:
-            pipe.xlen(key)
-        return sum(int(n) for n in pipe.execute())
+def shard_stream(shard: Shard, pattern: str | None) -> str | None:
+    """The stream a StreamReader watching `pattern` reads on `shard` (None without one).
+
+    Recipe code names it `_<table>-stream-<uuid>-{<hashtag()>}` on each shard; the loader
+    derives the same name, so no SCAN of the keyspace is needed.
+    """
+    return shard.stream(pattern) if pattern else None
+
+
+def backlog(shard: Shard, pattern: str | None) -> int:
+    """How many changes wait in `shard`'s stream of a StreamReader watching `pattern`."""
+    stream = shard_stream(shard, pattern)
+    return int(shard.client.xlen(stream)) if stream else 0
+
+
+def total_backlog(deployment: Deployment, pattern: str | None) -> int:
+    """Changes waiting in every shard's stream of `pattern`."""
+    return sum(backlog(shard, pattern) for shard in deployment.shards)
+
+
+def backlog_streams(deployment: Deployment, pattern: str | None) -> list[tuple[Shard, str, int]]:
+    """(shard, stream, changes waiting) for each shard whose stream of `pattern` is not empty."""
+    found = []
+    for shard in deployment.shards:
+        stream = shard_stream(shard, pattern)
+        waiting = int(shard.client.xlen(stream)) if stream else 0
+        if stream and waiting:
+            found.append((shard, stream, waiting))
+    return found
 
 
 WRITE_BEHIND_STREAMS = "_*-stream-*"  # rgsync's stream names: _<table>-stream-<uuid>-{tag}
 
 
-def orphan_streams(client: redis.Redis, live_patterns: list[str]) -> dict[str, int]:
-    """Write-behind streams with changes waiting that no registered StreamReader reads."""
+def orphan_streams(deployment: Deployment, live_patterns: list[str]) -> dict[str, int]:
+    """Write-behind streams with changes waiting that no registered StreamReader reads.
+
+    This one SCANs every shard's keyspace (an orphan's name cannot be derived).
+    """
     orphans = {}
-    for key in stream_keys(client, WRITE_BEHIND_STREAMS):
-        if any(fnmatchcase(key, pattern) for pattern in live_patterns):
-            continue
-        waiting = int(client.xlen(key))
-        if waiting:
-            orphans[key] = waiting
+    for shard in deployment.shards:
+        for key in sorted(set(shard.client.scan_iter(
+                match=WRITE_BEHIND_STREAMS, count=1000, _type="stream"))):
+            if any(fnmatchcase(key, pattern) for pattern in live_patterns):
+                continue
+            waiting = int(shard.client.xlen(key))
+            if waiting:
+                orphans[key] = waiting
     return orphans
+
+
+def stream_shard(deployment: Deployment, stream: str) -> Shard:
+    """The shard that holds `stream` (a name from status, e.g. an orphan)."""
+    return deployment.shard_of(stream)

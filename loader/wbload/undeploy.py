@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis
-
 from .errors import NotDeployed
-from .registrations import read_registrations, unregister, write_behinds
-from .streams import backlog, stream_keys
+from .registrations import unregister, write_behind
+from .streams import backlog_streams
+from .topology import Deployment
 
 
 @dataclass(frozen=True)
@@ -19,16 +18,18 @@ class UndeployOutcome:
     kept_streams: list[str]
 
 
-def undeploy(client: redis.Redis, name: str) -> UndeployOutcome:
-    """Unregister `name`'s KeysReader first (no new changes), then its StreamReader."""
-    current = write_behinds(read_registrations(client)).get(name)
+def undeploy(deployment: Deployment, name: str) -> UndeployOutcome:
+    """Unregister `name`'s KeysReader first (no new changes), then its StreamReader; count
+    what every shard's stream still holds."""
+    current = write_behind(deployment, name)
     if current is None:
         raise NotDeployed(f"no write-behind named {name!r} is registered (see `wbload status`)")
     unregistered = []
     for registration in current.registrations:  # KeysReader before StreamReader
-        unregister(client, registration)
+        unregister(deployment, registration)
         unregistered.append(registration.id)
-    pattern = current.stream_reader.stream_pattern if current.stream_reader else None
-    waiting = backlog(client, pattern)
-    kept = stream_keys(client, pattern) if pattern and waiting else []
-    return UndeployOutcome(name, unregistered, waiting, kept)
+    kept = []
+    for registration in current.registrations:
+        kept += backlog_streams(deployment, registration.stream_pattern)
+    return UndeployOutcome(name, unregistered, sum(n for _, _, n in kept),
+                           [stream for _, stream, _ in kept])

@@ -18,9 +18,10 @@ from pymongo.errors import PyMongoError
 from .errors import NotDeployed, VerifyFailed
 from .gears_errors import one_line
 from .redact import mask_url
-from .registrations import WriteBehind, read_registrations, write_behinds
+from .registrations import WriteBehind, read_registrations, write_behind, write_behinds
 from .render import RenderedRecipe
 from .streams import backlog
+from .topology import Deployment, Shard
 
 PROBE_MARK = "__wbload_probe__"
 
@@ -33,31 +34,44 @@ class Step:
     seconds: float
 
 
-def mongo_url_for(client: redis.Redis, recipe_url: str) -> str:
+def mongo_url_for(deployment: Deployment, recipe_url: str) -> str:
     """The recipe's MONGO_URL as this machine can use it (resolving env:VAR and redis:KEY)."""
     if recipe_url.startswith("env:"):
         return os.environ.get(recipe_url[4:], "")
     if recipe_url.startswith("redis:"):
-        return str(client.get(recipe_url[6:]) or "")
+        key = recipe_url[6:]
+        return str(deployment.keyed(key).get(key) or "")
     return recipe_url
 
 
+def probe_keys(deployment: Deployment, prefix: str) -> dict[str, tuple[Shard, str]]:
+    """One probe key per shard: key id -> (shard, key)."""
+    probes: dict[str, tuple[Shard, str]] = {}
+    for shard in deployment.shards:
+        while True:
+            key_id = f"{PROBE_MARK}{uuid.uuid4().hex}"
+            if shard.owns(f"{prefix}:{key_id}"):
+                probes[key_id] = (shard, f"{prefix}:{key_id}")
+                break
+    return probes
+
+
 def verify(
-    client: redis.Redis,
+    deployment: Deployment,
     rendered: RenderedRecipe,
     mongo_url: str,
     timeout: float,
     on_step: Callable[[Step], None] = lambda step: None,
 ) -> list[Step]:
-    """Write, update and delete a probe key; wait for each to show in Mongo."""
+    """Write, update and delete a probe key on every shard; wait for each to show in Mongo."""
     values = rendered.values
-    wb = write_behinds(read_registrations(client)).get(rendered.name)
+    wb = write_behind(deployment, rendered.name)
     if wb is None or not wb.complete:
         raise NotDeployed(f"{rendered.name} is not deployed (see `wbload status`); "
                           "deploy it before verifying")
+    deployment.require_gears_ready()
     prefix, key_field = str(values["KEY_PREFIX"]), str(values["KEY_FIELD"])
-    key_id = f"{PROBE_MARK}{uuid.uuid4().hex}"
-    key = f"{prefix}:{key_id}"
+    probes = probe_keys(deployment, prefix)
     mongo: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
         mongo_url, serverSelectionTimeoutMS=5000)
     collection = mongo[str(values["MONGO_DATABASE"])][str(values["MONGO_COLLECTION"])]
@@ -70,20 +84,34 @@ def verify(
         steps = []
         for name in ("insert", "update", "delete"):
             started = time.monotonic()
-            _write_probe(client, key, name)
+            for shard, key in probes.values():
+                _write_probe(shard.client, key, name)
             deadline = started + timeout
-            while not _arrived(collection.find_one({key_field: key_id}), name):
+            waiting = dict(probes)
+            while waiting:
+                found = {d[key_field]: d for d in collection.find(
+                    {key_field: {"$in": list(waiting)}})}
+                for key_id in list(waiting):
+                    if _arrived(found.get(key_id), name):
+                        del waiting[key_id]
+                if not waiting:
+                    break
                 if time.monotonic() > deadline:
-                    raise VerifyFailed(f"{rendered.name}: the probe's {name} did not reach Mongo "
-                                       f"in {timeout:g}s: {_diagnose(client, rendered.name)}")
+                    shard = next(iter(waiting.values()))[0]
+                    where = f" on shard {shard.address}" if deployment.is_cluster else ""
+                    raise VerifyFailed(
+                        f"{rendered.name}: the probe's {name}{where} did not reach Mongo in "
+                        f"{timeout:g}s: {_diagnose(deployment, shard, rendered.name)}")
                 time.sleep(0.05)
             steps.append(Step(name, time.monotonic() - started))
             on_step(steps[-1])
         return steps
     finally:
-        client.delete(key)
+        for shard, key in probes.values():
+            with contextlib.suppress(redis.RedisError):
+                shard.client.delete(key)
         with contextlib.suppress(PyMongoError):
-            collection.delete_many({key_field: key_id})
+            collection.delete_many({key_field: {"$in": list(probes)}})
         mongo.close()
 
 
@@ -101,14 +129,15 @@ def _arrived(document: dict[str, Any] | None, step: str) -> bool:
     return document is not None and document.get("step") == step
 
 
-def _diagnose(client: redis.Redis, name: str) -> str:
-    """Why changes are not reaching Mongo, as far as Redis can tell."""
-    wb: WriteBehind | None = write_behinds(read_registrations(client)).get(name)
+def _diagnose(deployment: Deployment, shard: Shard, name: str) -> str:
+    """Why changes of `shard` are not reaching Mongo, as far as Redis can tell."""
+    wb: WriteBehind | None = write_behinds(read_registrations(shard.client)).get(name)
     if wb is None or wb.stream_reader is None:
         return "it is no longer registered"
     reader = wb.stream_reader
-    waiting = backlog(client, reader.stream_pattern)
+    waiting = backlog(shard, reader.stream_pattern)
     error = one_line(reader.last_error)
+    keys_error = one_line(wb.keys_reader.last_error) if wb.keys_reader else None
     if wb.draining:
         return (f"version {wb.draining[0].version} is still draining; "
                 f"{waiting} change(s) wait behind it")
@@ -118,4 +147,6 @@ def _diagnose(client: redis.Redis, name: str) -> str:
         return f"{waiting} change(s) waiting in the stream; the StreamReader has not run"
     if error:
         return f"the StreamReader's last error: {error}"
+    if keys_error:
+        return f"the KeysReader failed to queue the change: {keys_error}"
     return "nothing is waiting in the stream: is the recipe's KEY_PREFIX the app's?"
