@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
+from testbench import gears_ops
 from testbench.cluster import GearsCluster
 
 pytestmark = pytest.mark.e2e
@@ -48,3 +49,34 @@ def test_plain_client_gets_moved_to_the_owner(gears_cluster: GearsCluster) -> No
     slot, hostport = str(err.value).split()[-2:]
     assert slot == "10923"
     assert int(hostport.rsplit(":", 1)[1]) in ports(gears_cluster)
+
+
+def test_restarted_node_needs_a_refresh(gears_cluster: GearsCluster) -> None:
+    if not gears_cluster.can_restart:
+        pytest.skip(f"the bench cannot restart nodes of a {gears_cluster.kind} cluster")
+    probe = ("GB('KeysReader', desc='restart probe').foreach(lambda r: execute('SET', "
+             "'seen{%s}' % hashtag(), r['key'])).register(prefix='rp:*', mode='sync', "
+             "eventTypes=['set'])")
+    with gears_cluster.node_client(0) as node:
+        node.execute_command("RG.PYEXECUTE", probe)
+    try:
+        gears_cluster.restart_node(1, refresh=False)
+        with gears_cluster.node_client(1) as node:
+            assert node.execute_command("RG.INFOCLUSTER") == "no cluster mode"
+            assert [r[5] for r in node.execute_command("RG.DUMPREGISTRATIONS")] == [
+                "restart probe"]
+            node.set("rp:1{8M}", "v")  # hashtag() is '06S' there: the function's SET fails
+            assert node.get("seen{8M}") is None
+            node.execute_command("RG.REFRESHCLUSTER")
+            assert node.execute_command("RG.INFOCLUSTER")[1] == node.execute_command(
+                "CLUSTER", "MYID")
+            node.set("rp:2{8M}", "v")
+            assert node.get("seen{8M}") == "rp:2{8M}"
+    finally:
+        for i in range(3):
+            with gears_cluster.node_client(i) as node:
+                node.execute_command("RG.REFRESHCLUSTER")
+        primaries = gears_cluster.primary_clients()
+        gears_ops.reset(primaries)
+        for client in primaries:
+            client.close()
