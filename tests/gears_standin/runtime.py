@@ -33,9 +33,11 @@ def _to_py(reply, top=True):
     if isinstance(reply, ReplyError):
         if top:
             # a key of another shard: Gears refuses it itself, before Redis could redirect
-            if str(reply).startswith(("MOVED ", "ASK ")):
+            # (keys of several slots too, as seen on the real cluster)
+            if str(reply).startswith(("MOVED ", "ASK ", "CROSSSLOT ")):
                 raise GearsError("Operation not permitted")
-            raise GearsError(str(reply))
+            # Gears keeps the reply's line ending: str(e) == 'WRONGTYPE ...\r\n' (seen on 1.2.13)
+            raise GearsError(str(reply) + "\r\n")
         return str(reply)
     if isinstance(reply, list):
         return [_to_py(r, False) for r in reply]
