@@ -360,3 +360,12 @@ def test_12_registration_while_a_node_is_unrefreshed_registers_nowhere(c):
         "12-late-registration-on-7002-after-refresh.json")["reply"]
     run = case("12-run-from-7001-after-refresh.json")
     assert reply_of(c.node(0), run["command"]) == [[], []]
+
+
+def test_cluster_client_asks_for_target_nodes_for_rg_commands(c):
+    client = c.client()
+    with pytest.raises(redis.RedisClusterException, match="Missing key"):
+        client.execute_command("RG.INFOCLUSTER")
+    node = client.get_node(host="127.0.0.1", port=c.cluster.nodes[2].standin_port)
+    reply = client.execute_command("RG.INFOCLUSTER", target_nodes=node)
+    assert c.ours(reply)[1] == "<NODE2>"
