@@ -5,6 +5,7 @@ Node ids, ports, run ids and counters in ids are normalised (node i = the i-th s
 SCAN order is random on both, so key lists are compared as sets per shard."""
 
 import contextlib
+import difflib
 import json
 
 import pytest
@@ -110,6 +111,20 @@ def settled(c, i, pred):
 
 def desc(reg):
     return reg[5]
+
+
+def same(ours, theirs):
+    """Equal, or fail showing the differing lines (long replies)."""
+    if ours != theirs:
+        a = json.dumps(ours, indent=1).splitlines()
+        b = json.dumps(theirs, indent=1).splitlines()
+        diff = "\n".join(difflib.unified_diff(a, b, "stand-in", "real", n=2, lineterm=""))
+        pytest.fail("differs from the real engine:\n" + diff)
+
+
+def by_desc(regs):
+    """Gears lists registrations in its hash order: compare them sorted by desc."""
+    return sorted(regs, key=lambda g: str(g[5]))
 
 
 def field(reg, name):
@@ -369,3 +384,55 @@ def test_cluster_client_asks_for_target_nodes_for_rg_commands(c):
     node = client.get_node(host="127.0.0.1", port=c.cluster.nodes[2].standin_port)
     reply = client.execute_command("RG.INFOCLUSTER", target_nodes=node)
     assert c.ours(reply)[1] == "<NODE2>"
+
+
+def test_10_rgsync_writes_behind_on_every_shard(c, mongo_port):
+    import pymongo
+
+    recipe = case("10-pyexecute-rgsync-json-writebehind.json")
+    command = [recipe["command"][0],
+               recipe["command"][1].replace("mongodb://127.0.0.1:27479/admin",
+                                            f"mongodb://127.0.0.1:{mongo_port}/admin"),
+               *recipe["command"][2:]]
+    mongo = pymongo.MongoClient(port=mongo_port)
+    mongo.rec_gears_cluster.movies.delete_many({})
+    # as in the capture, the cluster already holds the requirements from an earlier install
+    assert c.node(0).execute_command("RG.PYEXECUTE", "GB('StreamReader').register(prefix='x')",
+                                     *command[2:]) == "OK"
+    c.reset()
+    assert reply_of(c.node(0), command) == recipe["reply"]
+    same(by_desc(c.ours(c.node(2).execute_command("RG.DUMPREGISTRATIONS"))),
+         by_desc(theirs(case("10-dumpregistrations-7003-right-after-reply.json")["reply"])))
+    client = c.client()
+    for n in (4, 1, 3):  # one key on each shard, as in the capture
+        client.execute_command("JSON.SET", f"MovieEntity:{n}", "$",
+                               json.dumps({"movieId": str(n), "title": f"Movie {n}"}))
+    want = case("10-mongo-documents.json")["reply"]
+    wait_for(lambda: sorted(mongo.rec_gears_cluster.movies.find({}, {"_id": 0}),
+                            key=lambda d: d["movieId"]) == want, timeout=30)
+    for i in range(3):
+        scan = case(f"10-scan-streams-700{i + 1}.json")
+        cursor, keys = c.node(i).execute_command(*scan["command"])
+        assert c.ours([str(cursor), keys]) == theirs(scan["reply"])
+        regs = settled(c, i, lambda regs: [field(g, "numSuccess") for g in by_desc(regs)]
+                       == [1, 2])
+        same(by_desc(c.ours(regs)),
+             by_desc(theirs(case(f"10-dumpregistrations-700{i + 1}.json")["reply"])))
+    names = sorted(k for i in range(3) for k in c.node(i).keys("_movies-stream-*"))
+    assert len({n.rsplit("-", 1)[0] for n in names}) == 1  # one uuid, one stream per shard
+
+    # 12: a restarted node that was not refreshed loses the change for good
+    c.cluster.restart_node(1, refresh=False)
+    write = case("12-json-set-before-refresh-7002.json")
+    assert reply_of(c.node(1), write["command"]) == write["reply"]
+    keys_reader = next(g for g in c.node(1).execute_command("RG.DUMPREGISTRATIONS")
+                       if g[3] == "KeysReader")
+    want = next(g for g in case("12-dumpregistrations-7002-after-write-before-refresh.json")[
+        "reply"] if g[3] == "KeysReader")
+    same(c.ours(keys_reader[7]), theirs(want[7]))
+    assert reply_of(c.node(1), ["RG.REFRESHCLUSTER"]) == "OK"
+    client.execute_command("JSON.SET", "MovieEntity:6", "$",
+                           json.dumps({"movieId": "6", "title": "Movie 6"}))
+    want = case("12-mongo-after-refresh.json")["reply"]
+    wait_for(lambda: sorted(mongo.rec_gears_cluster.movies.find({}, {"_id": 0}),
+                            key=lambda d: d["movieId"]) == want, timeout=30)
