@@ -10,6 +10,7 @@ import redis
 
 from testbench import gears_ops
 from testbench.cluster import GearsCluster
+from testbench.deployment import Deployment
 
 pytestmark = pytest.mark.e2e
 
@@ -80,3 +81,14 @@ def test_restarted_node_needs_a_refresh(gears_cluster: GearsCluster) -> None:
         gears_ops.reset(primaries)
         for client in primaries:
             client.close()
+
+
+def test_deployment_reset_refreshes_a_node_left_unrefreshed(gears_cluster: GearsCluster) -> None:
+    if not gears_cluster.can_restart:
+        pytest.skip(f"the bench cannot restart nodes of a {gears_cluster.kind} cluster")
+    gears_cluster.restart_node(2, refresh=False)
+    Deployment("cluster", gears_cluster).reset()
+    with gears_cluster.node_client(2) as node:
+        assert node.execute_command("RG.INFOCLUSTER")[0] == "MyId"
+        results, errors = node.execute_command("RG.PYEXECUTE", "GB('ShardsIDReader').run()")
+    assert (len(results), errors) == (3, [])

@@ -8,6 +8,7 @@ import redis
 
 from . import gears_ops
 from .cluster import GearsCluster
+from .polling import wait_for
 from .targets import GearsTarget
 
 TOPOLOGIES = ("node", "cluster")
@@ -46,8 +47,7 @@ class Deployment:
         clients = self.primary_clients(socket_timeout=60)
         try:
             if self.is_cluster:
-                for client in clients:  # a test may have left a node restarted, unrefreshed
-                    client.execute_command("RG.REFRESHCLUSTER")
+                _refresh_unrefreshed(clients)
             gears_ops.unregister_all(clients)
             for client in clients:
                 client.flushall()
@@ -55,3 +55,24 @@ class Deployment:
             for client in clients:
                 client.close()
 
+
+
+def _refresh_unrefreshed(clients: list[redis.Redis], timeout: float = 60.0) -> None:
+    """RG.REFRESHCLUSTER on each node a test left restarted and unrefreshed, then wait until a
+    cluster-wide run works from every node (right after a refresh the real engine's first one
+    can still answer 'Execution max idle reached')."""
+    stale = [c for c in clients if c.execute_command("RG.INFOCLUSTER") == "no cluster mode"]
+    if not stale:
+        return
+    for client in stale:
+        client.execute_command("RG.REFRESHCLUSTER")
+
+    def every_node_runs() -> bool:
+        for client in clients:
+            results, _errors = client.execute_command(
+                "RG.PYEXECUTE", "GB('ShardsIDReader').run()")
+            if len(results) != len(clients):
+                return False
+        return True
+
+    wait_for(every_node_runs, timeout, "a cluster-wide run from every node after RG.REFRESHCLUSTER")
