@@ -436,3 +436,21 @@ def test_10_rgsync_writes_behind_on_every_shard(c, mongo_port):
     want = case("12-mongo-after-refresh.json")["reply"]
     wait_for(lambda: sorted(mongo.rec_gears_cluster.movies.find({}, {"_id": 0}),
                             key=lambda d: d["movieId"]) == want, timeout=30)
+
+
+def test_12_node_down_means_clusterdown(c):
+    c.cluster.stop_node(1)
+    try:
+        def down():
+            info = c.node(0).execute_command("CLUSTER", "INFO")
+            if isinstance(info, dict):
+                info = "\n".join(f"{k}:{v}" for k, v in info.items())
+            return "cluster_state:fail" in info
+
+        wait_for(down, timeout=30, what="node 0 to see the cluster down")
+        for name in ("12-pyexecute-while-7002-down.json",
+                     "12-set-on-live-shard-while-7002-down.json"):
+            want = case(name)
+            assert reply_of(c.node(0), want["command"]) == want["reply"]
+    finally:
+        c.cluster.start_node(1)

@@ -127,16 +127,26 @@ class StandinCluster:
         finally:
             client.close()
 
-    def restart_node(self, index: int, refresh: bool = True) -> None:
-        """Stop the node's stand-in and redis-server, start both again on the same ports with
-        the AOF and nodes.conf kept; unrefreshed (as a real node is) unless `refresh`."""
+    def stop_node(self, index: int) -> None:
+        """Stop one node's stand-in and redis-server (its AOF and nodes.conf stay)."""
         node = self.nodes[index]
         node.standin.stop()
-        node.redis.restart()
+        node.redis.stop()
+
+    def start_node(self, index: int, refresh: bool = True) -> None:
+        """Start a stopped node again on the same ports; once the cluster is ok again, its
+        stand-in, unrefreshed (as a real node is after a start) unless `refresh`."""
+        node = self.nodes[index]
+        node.redis.start()
         self.wait_ok()
         node.standin.start()
         if refresh:
             self.refresh(index)
+
+    def restart_node(self, index: int, refresh: bool = True) -> None:
+        """stop_node() then start_node()."""
+        self.stop_node(index)
+        self.start_node(index, refresh)
 
     def stop(self) -> None:
         for node in reversed(self.nodes):
@@ -218,9 +228,20 @@ class GearsCluster:
     def can_restart(self) -> bool:
         return self._bench is not None
 
+    def _require_bench(self) -> StandinCluster:
+        if self._bench is None:
+            raise NotImplementedError(f"the bench cannot stop or start nodes of a {self.kind} "
+                                      "cluster")
+        return self._bench
+
     def restart_node(self, index: int, refresh: bool = True) -> None:
         """Restart one primary (Redis + its Gears) with its AOF; RG.REFRESHCLUSTER it after
         unless `refresh=False`."""
-        if self._bench is None:
-            raise NotImplementedError(f"the bench cannot restart a node of a {self.kind} cluster")
-        self._bench.restart_node(index, refresh)
+        self._require_bench().restart_node(index, refresh)
+
+    def stop_node(self, index: int) -> None:
+        """Stop one primary (the others soon answer CLUSTERDOWN); `start_node()` brings it back."""
+        self._require_bench().stop_node(index)
+
+    def start_node(self, index: int, refresh: bool = True) -> None:
+        self._require_bench().start_node(index, refresh)
