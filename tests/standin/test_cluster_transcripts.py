@@ -454,3 +454,23 @@ def test_12_node_down_means_clusterdown(c):
             assert reply_of(c.node(0), want["command"]) == want["reply"]
     finally:
         c.cluster.start_node(1)
+
+
+def test_12_stream_backlog_is_processed_after_restart_and_refresh(c):
+    pyexecute(c, "12-register-backlog-probe.json")
+    node = c.node(1)
+    node.set("flag{8M}", "1")
+    ids = [node.xadd("bk:1{8M}", {"f": "v"}) for _ in range(2)]
+    settled(c, 1, lambda regs: field(regs[0], "numFailures") >= 1)
+    assert node.xlen("bk:1{8M}") == case("12-backlog-xlen-before-restart-7002.json")["reply"]
+    c.cluster.restart_node(1, refresh=False)
+    node = c.node(1)
+    node.delete("flag{8M}")
+    # unrefreshed, hashtag() is '06S': the step's EXISTS is refused, the batch waits
+    regs = settled(c, 1, lambda regs: field(regs[0], "numFailures") >= 1)
+    assert "gears.error: Operation not permitted" in field(regs[0], "lastError")
+    assert node.xlen("bk:1{8M}") == case("12-backlog-xlen-before-refresh-7002.json")["reply"]
+    assert reply_of(node, ["RG.REFRESHCLUSTER"]) == "OK"
+    want = case("12-backlog-xlen-after-flag-removed-7002.json")["reply"]
+    wait_for(lambda: node.xlen("bk:1{8M}") == want, timeout=15)
+    assert node.get("bk-done{8M}") == ids[-1]
