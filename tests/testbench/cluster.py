@@ -32,7 +32,8 @@ class ClusterNode:
         self.standin_port = free_port()
         self.bus_port = free_port()
         workdir = root / f"node{index}"
-        extra = [
+        # kept (not copied) by redis_server's argv: a re-announced port holds for restarts
+        self._extra = [
             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
             "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
             "--cluster-port", str(self.bus_port),
@@ -41,8 +42,26 @@ class ClusterNode:
             "--cluster-announce-bus-port", str(self.bus_port),
         ]
         self.redis: ServerProcess = redis_server(
-            f"cluster-redis-{index}", workdir, appendonly=True, extra_args=extra)
+            f"cluster-redis-{index}", workdir, appendonly=True, extra_args=self._extra)
         self.standin = Standin(self.redis, workdir / f"standin-{index}.log", self.standin_port)
+
+    def start_standin(self, attempts: int = 3) -> None:
+        """Start the stand-in; if its port was taken meanwhile (the machine is shared), on
+        another port that the redis-server then announces."""
+        for attempt in range(attempts):
+            try:
+                self.standin.start()
+                return
+            except RuntimeError:
+                if attempt == attempts - 1:
+                    raise
+            self.standin_port = self.standin.port = free_port()
+            self._extra[self._extra.index("--cluster-announce-port") + 1] = str(self.standin_port)
+            client = self.direct()
+            try:
+                client.config_set("cluster-announce-port", self.standin_port)
+            finally:
+                client.close()
 
     @property
     def url(self) -> str:
@@ -73,7 +92,8 @@ class StandinCluster:
         self._form()
         self.wait_ok()
         with ThreadPoolExecutor(len(self.nodes)) as pool:
-            list(pool.map(lambda n: n.standin.start(), self.nodes))
+            list(pool.map(lambda n: n.start_standin(), self.nodes))
+        self._wait_announced()
         for i in range(len(self.nodes)):
             self.refresh(i)
         self.started_in = time.monotonic() - began
@@ -117,6 +137,29 @@ class StandinCluster:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the bench cluster did not reach cluster_state:ok within "
                                    f"{timeout:.0f}s; logs in {self.root}")
+            time.sleep(0.1)
+
+    def _wait_announced(self, timeout: float = 30.0) -> None:
+        """Until every node's CLUSTER NODES names the stand-ins' current ports."""
+        want = {n.standin_port for n in self.nodes}
+
+        def announced() -> bool:
+            for node in self.nodes:
+                client = node.direct()
+                try:
+                    text = str(client.execute_command("CLUSTER", "NODES"))
+                finally:
+                    client.close()
+                if {int(f.split("@")[0].rsplit(":", 1)[1]) for f in text.split()
+                        if "@" in f} != want:
+                    return False
+            return True
+
+        deadline = time.monotonic() + timeout
+        while not announced():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the bench cluster does not announce the stand-ins' ports "
+                                   f"{sorted(want)}; logs in {self.root}")
             time.sleep(0.1)
 
     def refresh(self, index: int) -> None:
