@@ -11,6 +11,8 @@ import redis
 from pymongo.database import Database
 
 from testbench import describe, gears_ops
+from testbench.cluster import GearsCluster
+from testbench.deployment import TOPOLOGIES, Deployment
 from testbench.servers import ServerProcess
 from testbench.session import Bench
 from testbench.targets import GearsTarget, MongoTarget
@@ -56,7 +58,16 @@ def _uses_bench(item: pytest.Item) -> bool:
     if item.get_closest_marker("e2e") is not None:
         return True
     values = getattr(item, "funcargs", {}).values()
-    return any(isinstance(v, (Bench, GearsTarget, MongoTarget, ServerProcess)) for v in values)
+    return any(isinstance(v, (Bench, GearsTarget, GearsCluster, Deployment, MongoTarget,
+                              ServerProcess)) for v in values)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The cluster starts lazily, after the header: say here which one the run used."""
+    bench = config.stash.get(BENCH_KEY, None)
+    if bench is not None and bench.started("gears cluster"):
+        cluster = bench.gears_cluster
+        terminalreporter.write_line(f"bench gears cluster: {cluster.kind}: {cluster.description}")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -79,6 +90,13 @@ def bench(pytestconfig: pytest.Config) -> Bench:
 def gears(bench: Bench) -> GearsTarget:
     """Redis + RedisGears 1.2 + RedisJSON: `.url`, `.kind`, `.description`, `.client()`."""
     return bench.gears
+
+
+@pytest.fixture(scope="session")
+def gears_cluster(bench: Bench) -> GearsCluster:
+    """A 3-master RedisGears cluster (started on first use): `.url`, `.nodes`, `.kind`,
+    `.description`, `.client()` (RedisCluster), `.node_client(i)`, `.restart_node(i)`."""
+    return bench.gears_cluster
 
 
 @pytest.fixture(scope="session")
@@ -108,6 +126,18 @@ def gears_clean(gears: GearsTarget) -> Iterator[redis.Redis]:
     yield client
     gears_ops.reset(client)  # no recipe of this test keeps retrying behind later tests
     client.close()
+
+
+@pytest.fixture(params=TOPOLOGIES, ids=TOPOLOGIES)
+def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
+    """The test once on one node and once on the cluster (`.topology`, `.url`, `.client()`,
+    `.primary_clients()`), reset before and after like gears_clean."""
+    bench: Bench = request.getfixturevalue("bench")
+    target = bench.gears if request.param == "node" else bench.gears_cluster
+    deployment = Deployment(request.param, target)
+    deployment.reset()
+    yield deployment
+    deployment.reset()
 
 
 @pytest.fixture

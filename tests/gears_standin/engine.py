@@ -20,13 +20,13 @@ import cloudpickle
 import hiredis
 
 from . import runtime
+from .cluster import NOT_REFRESHED, ClusterState, PeerUnavailable
 from .readers import KeysRegistration, StreamRegistration, key_matches
 from .requirements import RequirementError, Requirements
 from .resp import Conn, Err, ReplyError, Status, encode
 
 log = logging.getLogger("gears_standin.engine")
 
-NODE_ID = "0" * 40
 CONFIG = {
     "MaxExecutions": 1000, "MaxExecutionsPerRegistration": 100, "ProfileExecutions": 0,
     "PythonAttemptTraceback": 1, "ExecutionThreads": 3, "ExecutionMaxIdleTime": 5000,
@@ -35,6 +35,11 @@ CONFIG = {
 }
 STATE_DB = 15
 STATE_KEY = "__gears_standin__:registrations"
+STATE_FILE = "gears-standin-registrations.pickle"  # cluster mode: beside the upstream's AOF
+# steps after which Gears moves records between shards: a distributed run does what comes
+# before the first of them on every shard and the rest on the initiator
+GLOBAL_STEPS = ("collect", "groupby", "accumulateby", "batchgroupby", "repartition")
+MAX_IDLE_REACHED = "Execution max idle reached"
 KEY_TYPES = ("string", "list", "hash", "set", "zset", "module", "stream")
 
 
@@ -86,6 +91,8 @@ class Engine(object):
         self.fence_counter = 0
         self.listener_ready = threading.Event()
         self.stopping = False
+        self.cluster = ClusterState(self)
+        self.state_path = None
         runtime.ENGINE = self
         self.initial_modules = set(sys.modules)
 
@@ -120,16 +127,24 @@ class Engine(object):
     def new_fep_id(self):
         with self.lock:
             self.fep_counter += 1
-            return "%s-%d" % (NODE_ID, self.fep_counter)
+            return "%s-%d" % (self.cluster.node_id, self.fep_counter)
 
     def record_execution(self, registered):
         with self.lock:
             self.ep_counter += 1
-            self.executions.append(("%s-%d" % (NODE_ID, self.ep_counter), int(registered)))
+            self.executions.append(("%s-%d" % (self.cluster.node_id, self.ep_counter),
+                                    int(registered)))
             del self.executions[:-self.config["MaxExecutions"]]
 
     # ------------------------------------------------------------ listener / dispatcher
+    def hashtag(self):
+        return self.cluster.hashtag()
+
     def start(self):
+        if self.cluster.detect():
+            # a cluster node has only database 0: keep the state in a file beside its AOF
+            reply = self.call("CONFIG", "GET", "dir")
+            self.state_path = os.path.join(reply[1].decode(), STATE_FILE)
         self.restore()
         threading.Thread(target=self._listen, name="dispatcher", daemon=True).start()
         if not self.listener_ready.wait(10):
@@ -147,27 +162,74 @@ class Engine(object):
         finally:
             conn.close()
 
+    @staticmethod
+    def _session_record(session, regs):
+        """A session and its registrations as saved (and as sent to peers): the steps
+        pickled once, on the node that registered them."""
+        return {"name": session.name, "desc": session.desc, "reqs": [r.name for r in session.reqs],
+                "regs": [{"id": g.id, "reader": g.reader, "desc": g.desc, "mode": g.mode,
+                          "args": g.args, "steps": g.pickled_steps} for g in regs]}
+
+    def _load_session(self, saved):
+        """Registers a saved (or received) session; returns its registrations, not started."""
+        reqs, needed = self.reqs.for_session(saved["reqs"])
+        if needed:
+            self.reqs.install_session(reqs)
+            self._reset_modules()
+        self.reqs.add_to_dict(reqs)
+        session = Session(saved["name"], saved["desc"], reqs, needed)
+        regs = []
+        for g in saved["regs"]:
+            cls = KeysRegistration if g["reader"] == "KeysReader" else StreamRegistration
+            reg = cls(self, g["id"], g["desc"], g["mode"], cloudpickle.loads(g["steps"]),
+                      g["args"], session)
+            reg.pickled_steps = g["steps"]
+            regs.append(reg)
+        with self.lock:
+            for reg in regs:
+                session.registrations.append(reg.id)
+                self.registrations[reg.id] = reg
+                self.fep_counter = max(self.fep_counter, int(reg.id.rsplit("-", 1)[1]))
+            self.sessions[session.name] = session
+        return regs
+
     def save(self):
         with self.lock:
             sessions = []
             for s in self.sessions.values():
                 regs = [self.registrations[rid] for rid in s.registrations
                         if rid in self.registrations]
-                sessions.append({
-                    "name": s.name, "desc": s.desc, "reqs": [r.name for r in s.reqs],
-                    "regs": [{"id": g.id, "reader": g.reader, "desc": g.desc, "mode": g.mode,
-                              "args": g.args, "steps": g.pickled_steps} for g in regs]})
+                sessions.append(self._session_record(s, regs))
+        blob = cloudpickle.dumps(sessions)
+        if self.state_path is not None:
+            try:
+                tmp = self.state_path + ".tmp"
+                with open(tmp, "wb") as f:
+                    f.write(blob)
+                os.replace(tmp, self.state_path)
+            except OSError:
+                log.exception("could not save registrations to %s", self.state_path)
+            return
         try:
-            reply = self._state_call("SET", STATE_KEY, cloudpickle.dumps(sessions))
+            reply = self._state_call("SET", STATE_KEY, blob)
         except Exception:
             log.exception("could not save registrations to the upstream")
             return
         if isinstance(reply, ReplyError):  # e.g. READONLY in front of a replica
             log.error("could not save registrations to the upstream: %s", reply)
 
+    def _saved_blob(self):
+        if self.state_path is not None:
+            try:
+                with open(self.state_path, "rb") as f:
+                    return f.read()
+            except FileNotFoundError:
+                return None
+        return self._state_call("GET", STATE_KEY)
+
     def restore(self):
         try:
-            blob = self._state_call("GET", STATE_KEY)
+            blob = self._saved_blob()
         except (OSError, ConnectionError):
             log.exception("could not read saved registrations")
             return
@@ -175,21 +237,8 @@ class Engine(object):
             return
         for saved in cloudpickle.loads(blob):
             try:
-                reqs, needed = self.reqs.for_session(saved["reqs"])
-                if needed:
-                    self.reqs.install_session(reqs)
-                self.reqs.add_to_dict(reqs)
-                session = Session(saved["name"], saved["desc"], reqs, needed)
-                for g in saved["regs"]:
-                    cls = KeysRegistration if g["reader"] == "KeysReader" else StreamRegistration
-                    reg = cls(self, g["id"], g["desc"], g["mode"], cloudpickle.loads(g["steps"]),
-                              g["args"], session)
-                    reg.pickled_steps = g["steps"]
-                    session.registrations.append(reg.id)
-                    self.registrations[reg.id] = reg
-                    self.fep_counter = max(self.fep_counter, int(reg.id.rsplit("-", 1)[1]))
-                self.sessions[session.name] = session
-                log.info("restored session %s: %s", session.name, session.registrations)
+                regs = self._load_session(saved)
+                log.info("restored session %s: %s", saved["name"], [g.id for g in regs])
             except Exception:
                 log.exception("could not restore session %s", saved.get("name"))
         for reg in list(self.registrations.values()):
@@ -330,8 +379,10 @@ class Engine(object):
     def cmd_unregister(self, args):
         if len(args) not in (1, 2):
             return self._arity("rg.unregister")
-        if not self.unregister(args[0].decode("utf-8", "replace")):
+        rid = args[0].decode("utf-8", "replace")
+        if not self.unregister(rid):
             return Err("execution is not registered")
+        self.cluster.broadcast("UNREGISTER", rid)  # cluster-wide once refreshed
         return Status("OK")
 
     def cmd_dumpexecutions(self, args):
@@ -391,17 +442,69 @@ class Engine(object):
         return out
 
     def cmd_infocluster(self, args):
-        return "no cluster mode"
+        return self.cluster.info()
 
     def cmd_pystats(self, args):
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         return ["TotalAllocated", rss, "PeakAllocated", rss, "CurrAllocated", rss]
 
     def cmd_refreshcluster(self, args):
+        self.cluster.refresh()
         return Status("OK")
+
+    def cmd_standinpeer(self, args):
+        """A message from another shard's stand-in (see cluster.py)."""
+        if len(args) != 3:
+            return self._arity("rg.standinpeer")
+        if not self.cluster.active:
+            return Err(NOT_REFRESHED)
+        op, sender = args[0].decode(), args[1].decode()
+        payload = cloudpickle.loads(args[2])
+        if op == "HELLO":
+            answer = self.cluster.on_hello(sender, payload)
+        elif op == "REGISTER":
+            answer = self.peer_register(payload)
+        elif op == "UNREGISTER":
+            answer = self.unregister(payload)
+        elif op == "RUN":
+            answer = self.peer_run(payload)
+        else:
+            return Err("unknown peer message %s" % op)
+        try:
+            return cloudpickle.dumps(answer)
+        except Exception:
+            results, errors = answer
+            return cloudpickle.dumps(([str(r) for r in results], errors))
+
+    def peer_register(self, payload):
+        """Registrations another shard made: the same ids, the same pickled steps."""
+        old = self.sessions.get(payload["session"]["name"])
+        if old is not None:
+            for rid in list(old.registrations):
+                self.unregister(rid)
+        regs = self._load_session(payload["session"])
+        for reg in regs:
+            reg.start()
+        self.save()
+        return "OK"
+
+    def peer_run(self, payload):
+        """This shard's part of a batch run sent to another shard: every record is run (the
+        initiator alone stops at its first error)."""
+        records = self._reader_records(payload["reader"], payload["arg"], payload["kwargs"])
+        results, errors = runtime.run_pipeline(payload["steps"], records, stop_at_error=False)
+        self.record_execution(registered=False)
+        return results, errors
+
+    def _cluster_down(self):
+        info = self.call("CLUSTER", "INFO")
+        return isinstance(info, bytes) and b"cluster_state:ok" not in info
 
     # ------------------------------------------------------------ PYEXECUTE
     def pyexecute(self, args):
+        started = time.monotonic()
+        if self.cluster.enabled and self._cluster_down():
+            return Err("CLUSTERDOWN The cluster is down")
         script = args[0]
         name = desc = None
         upgrade = force = blocking_off = False
@@ -452,14 +555,41 @@ class Engine(object):
             if reply is not None:
                 return reply
             if ctx.pending:
+                if not self._register_on_peers(ctx, old is not None, started):
+                    return [Err(MAX_IDLE_REACHED)]
                 self._commit(ctx, old)
                 return Status("OK")
             if ctx.run_reply is not None:
                 self.reqs.add_to_dict(reqs)
                 if blocking_off:
-                    return "%s-%d" % (NODE_ID, self.ep_counter)
+                    return "%s-%d" % (self.cluster.node_id, self.ep_counter)
                 return ctx.run_reply
             return Status("OK")
+
+    def _register_on_peers(self, ctx, replace, started):
+        """Every other shard registers the same; if one cannot (e.g. not refreshed), none
+        does, and the answer comes after Gears' max idle time, as on the real engine."""
+        if not self.cluster.peers():
+            return True
+        payload = {"session": self._session_record(ctx.session, ctx.pending),
+                   "replace": replace}
+        answers = self.cluster.broadcast("REGISTER", payload)
+        if not any(isinstance(a, Exception) for _p, a in answers):
+            return True
+        for peer, answer in answers:
+            if not isinstance(answer, Exception):
+                for reg in ctx.pending:
+                    try:
+                        self.cluster.send(peer, "UNREGISTER", reg.id)
+                    except Exception:
+                        log.exception("could not withdraw %s from %s", reg.id, peer.port)
+        self._idle_until(started, "PythonInstallReqMaxIdleTime")
+        return False
+
+    def _idle_until(self, started, setting):
+        wait = float(self.config.get(setting) or 0) / 1000.0 - (time.monotonic() - started)
+        if wait > 0:
+            time.sleep(wait)
 
     def _run_script(self, script, ctx):
         """Runs the script; an Err on failure (and nothing of it stays registered)."""
@@ -626,28 +756,55 @@ class Engine(object):
                                      "retryInterval argument must be a number"),
                 "trimStream": trim}
 
-    def run_builder(self, gb, arg, kwargs):
-        reader = gb.realReader
+    def _reader_records(self, reader, arg, kwargs):
         if reader == "KeysReader":
             read_value = kwargs.get("readValue", True)
-            records = (self._read_key(k, read_value) for k in self._scan(arg))
-        elif reader == "KeysOnlyReader":
-            records = self._scan(arg)
-        elif reader == "StreamReader":
-            records = self._read_stream(arg, kwargs.get("fromId", "0-0"))
-        elif reader == "ShardsIDReader":
-            records = iter(["1"])
-        elif reader == "PythonReader":
-            records = arg()
-        else:
-            raise runtime.GearsError("reader %s is not supported by the stand-in" % reader)
-        results, errors = runtime.run_pipeline(gb.steps, records)
-        self.record_execution(registered=False)
-        reply = [[_result(r) for r in results], list(errors)]
+            return (self._read_key(k, read_value) for k in self._scan(arg))
+        if reader == "KeysOnlyReader":
+            return self._scan(arg)
+        if reader == "StreamReader":
+            return self._read_stream(arg, kwargs.get("fromId", "0-0"))
+        if reader == "ShardsIDReader":
+            return iter([self.cluster.my_id if self.cluster.active else "1"])
+        if reader == "PythonReader":
+            return arg()
+        raise runtime.GearsError("reader %s is not supported by the stand-in" % reader)
+
+    def run_builder(self, gb, arg, kwargs):
+        reader = gb.realReader
         ctx = getattr(self._tls, "pyexec", None)
+        started = time.monotonic()
+        records = self._reader_records(reader, arg, kwargs)
+        if ctx is not None and self.cluster.peers():
+            reply = self._distributed_run(gb, reader, arg, kwargs, records, started)
+        else:
+            results, errors = runtime.run_pipeline(gb.steps, records)
+            reply = [[_result(r) for r in results], list(errors)]
+        self.record_execution(registered=False)
         if ctx is not None:
             ctx.run_reply = reply
         return None
+
+    def _distributed_run(self, gb, reader, arg, kwargs, records, started):
+        """The steps up to the first collect/groupby on every shard (this one first), the
+        rest here over all their records."""
+        split = next((i for i, step in enumerate(gb.steps) if step[0] in GLOBAL_STEPS),
+                     len(gb.steps))
+        local, rest = gb.steps[:split], gb.steps[split:]
+        results, errors = runtime.run_pipeline(local, records)
+        answers = self.cluster.broadcast(
+            "RUN", {"reader": reader, "arg": arg, "kwargs": kwargs, "steps": local})
+        if any(isinstance(a, PeerUnavailable) for _p, a in answers):
+            self._idle_until(started, "ExecutionMaxIdleTime")
+            return [[], [MAX_IDLE_REACHED]]
+        for _peer, answer in answers:
+            if isinstance(answer, Exception):
+                errors.append(str(answer))
+                continue
+            results.extend(answer[0])
+            errors.extend(answer[1])
+        final, more_errors = runtime.run_pipeline(rest, results)
+        return [[_result(r) for r in final], errors + more_errors]
 
     def _scan(self, pattern):
         cursor = "0"

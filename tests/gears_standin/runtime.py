@@ -32,7 +32,12 @@ def _to_py(reply, top=True):
     """A RESP2 reply the way Gears' replyToPyList converts it."""
     if isinstance(reply, ReplyError):
         if top:
-            raise GearsError(str(reply))
+            # a key of another shard: Gears refuses it itself, before Redis could redirect
+            # (keys of several slots too, as seen on the real cluster)
+            if str(reply).startswith(("MOVED ", "ASK ", "CROSSSLOT ")):
+                raise GearsError("Operation not permitted")
+            # Gears keeps the reply's line ending: str(e) == 'WRONGTYPE ...\r\n' (seen on 1.2.13)
+            raise GearsError(str(reply) + "\r\n")
         return str(reply)
     if isinstance(reply, list):
         return [_to_py(r, False) for r in reply]
@@ -83,8 +88,9 @@ def log(msg, level="notice", **_kw):
 
 
 def getMyHashTag():
-    # what RedisGears 1.2 returns on a non-cluster server (rgsync's streams end with {06S})
-    return "06S"
+    # '06S' on one node (rgsync's streams end with {06S}) or an unrefreshed cluster node; a
+    # refreshed cluster node gives the hashtag of its lowest slot
+    return ENGINE.hashtag()
 
 
 hashtag = getMyHashTag
@@ -148,7 +154,14 @@ def user_error_text():
     etype, value, tb = sys.exc_info()
     if tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
-    return str(traceback.format_exception(etype, value, tb))
+    frames = traceback.extract_tb(tb)
+    ours = [f for f in frames if os.path.dirname(os.path.abspath(f.filename)) == _HERE]
+    if not ours:
+        return str(traceback.format_exception(etype, value, tb))
+    # execute() and friends are C code in Gears: none of their frames in the traceback
+    frames = [f for f in frames if f not in ours]
+    return str(["Traceback (most recent call last):\n"] + traceback.format_list(frames)
+               + traceback.format_exception_only(etype, value))
 
 
 # ---------------------------------------------------------------- steps
@@ -255,14 +268,15 @@ def apply_steps(steps, records):
     return it
 
 
-def run_pipeline(steps, reader_records):
+def run_pipeline(steps, reader_records, stop_at_error=True):
     """Run an execution; returns (results, errors). The reader stops after the first error
-    reaches the end (as ExecutionPlan's READER step does)."""
+    reaches the end (as ExecutionPlan's READER step does on the node that runs it; the other
+    shards of a distributed run send every error they got)."""
     results, errors = [], []
 
     def guarded():
         for r in reader_records:
-            if errors:
+            if errors and stop_at_error:
                 return
             yield r
 

@@ -12,6 +12,7 @@ import threading
 
 import hiredis
 
+from . import commands as introspection
 from .resp import Conn, Err, ReplyError, encode, pack_command
 
 log = logging.getLogger("gears_standin.server")
@@ -74,6 +75,11 @@ class ClientHandler(object):
                 self.sock.sendall(b"".join(out))
                 self._pipe(commands[i:])
                 return False
+            if not self.in_multi and introspection.is_command_introspection(cmd):
+                out.append(self._forward(segment))
+                segment = []
+                out.append(introspection.patched(cmd, lambda c: self._forward([c]), self.resp3))
+                continue
             reply = None
             if name.startswith(b"RG.") and not self.in_multi:
                 reply = self.engine.command(cmd)

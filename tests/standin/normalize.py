@@ -38,3 +38,40 @@ def norm(x):
     if isinstance(x, str):
         return norm_str(x)
     return x
+
+
+RUNID_KEYS = {"MyRunId", "runid"}
+NODE_COUNTER = re.compile(r"(<NODE\d>)-\d+")
+
+
+def cluster_norm(x, ids, ports):
+    """norm() for cluster replies: node ids become <NODEi>, ports <PORTi> (i = the node's
+    index in slot order), run ids <RUNID> (a nil run id stays nil)."""
+    def text(v):
+        for node_id, i in ids.items():
+            v = v.replace(node_id, f"<NODE{i}>")
+        for port, i in ports.items():
+            v = v.replace(f"127.0.0.1:{port}", f"127.0.0.1:<PORT{i}>")
+        return norm_str(NODE_COUNTER.sub(r"\1-<N>", v))
+
+    def walk(v):
+        if isinstance(v, list):
+            out = []
+            for i, item in enumerate(v):
+                prev = v[i - 1] if i and isinstance(v[i - 1], str) else None
+                if prev in RUNID_KEYS and isinstance(item, str):
+                    out.append("<RUNID>")
+                elif prev == "port" and isinstance(item, int):
+                    out.append(f"<PORT{ports.get(item)}>")
+                elif prev in TIMING:
+                    out.append(type(item).__name__)
+                else:
+                    out.append(walk(item))
+            return out
+        if isinstance(v, dict):
+            return {k: walk(item) for k, item in v.items()}
+        if isinstance(v, str):
+            return text(v)
+        return v
+
+    return walk(x)

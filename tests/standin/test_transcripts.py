@@ -219,3 +219,13 @@ def test_registrations_survive_a_standin_restart(tmp_path_factory):
         assert "'key': 'probe:1'" in r.get("__rec__")
     finally:
         stack.close()
+
+
+def test_command_lists_gears_commands(r):
+    # as on RedisGears 1.2.13: module commands without keys (byte-compared with a real one)
+    info = r.execute_command("COMMAND", "INFO", "rg.pyexecute", "get")
+    assert info["rg.pyexecute"]["flags"] == ["readonly", "module"]
+    assert (info["rg.pyexecute"]["first_key_pos"], info["rg.pyexecute"]["arity"]) == (0, -1)
+    assert info["get"]["first_key_pos"] == 1
+    assert "rg.refreshcluster" in r.command_list(module="rg")
+    assert {"rg.pyexecute", "get"} <= set(r.command())

@@ -9,6 +9,7 @@ GEARS_KINDS = ("real", "testcontainers", "standin")
 
 # Environment variables the bench reads (documented in tests/README.md).
 REDIS_URL = "WBLOAD_TEST_REDIS_URL"  # a Redis with RedisGears 1.2 + RedisJSON 2
+CLUSTER_URL = "WBLOAD_TEST_CLUSTER_URL"  # any node of a RedisGears 1.2 OSS cluster
 MONGO_URL = "WBLOAD_TEST_MONGO_URL"  # a MongoDB as the test process reaches it
 MONGO_URL_FROM_REDIS = "WBLOAD_TEST_MONGO_URL_FROM_REDIS"  # the same, as a recipe reaches it
 GEARS_CHOICE = "WBLOAD_TEST_GEARS"  # auto (default) | testcontainers | standin

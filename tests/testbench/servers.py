@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -142,10 +142,10 @@ def rejson_path() -> Path:
 
 def redis_server(
     name: str, workdir: Path, appendonly: bool = False, port: int | None = None,
-    json: bool = True,
+    json: bool = True, extra_args: Sequence[str] = (),
 ) -> ServerProcess:
     """Debian's redis-server with RedisJSON (unless `json=False`); no RDB snapshots, AOF only
-    when asked."""
+    when asked; `extra_args` are appended (e.g. cluster options)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise FileNotFoundError("redis-server not on PATH (make test installs it)")
@@ -155,6 +155,7 @@ def redis_server(
         return [
             binary, "--port", str(p), "--bind", HOST, "--dir", str(workdir), *modules,
             "--save", "", "--appendonly", "yes" if appendonly else "no", "--daemonize", "no",
+            *extra_args,
         ]
 
     return ServerProcess(name, "redis-server", argv, workdir, "redis", port)

@@ -2,66 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from . import selection
+from .cluster import GearsCluster, StandinCluster, discover_primaries
 from .containers import MONGO_ALIAS, Containers
 from .servers import HOST, ServerProcess, mongo_wire_server, redis_server, stop_popen, tail, track
+from .standin import Standin, load_launcher
 from .targets import GearsTarget, MongoTarget
-
-LAUNCHER = Path(__file__).resolve().parents[1] / "gears_standin" / "launch.py"
-
-
-def _load_launcher() -> ModuleType:
-    """The stand-in's stdlib-only launcher, loaded from its file (tests/ need not be a package)."""
-    spec = importlib.util.spec_from_file_location("wbload_gears_standin_launch", LAUNCHER)
-    if spec is None or spec.loader is None or not LAUNCHER.is_file():
-        raise FileNotFoundError(f"RedisGears stand-in launcher missing: {LAUNCHER}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-class Standin:
-    """A RedisGears stand-in in front of a bench Redis; `restart()` restarts both, the way a
-    restart of Redis restarts the RedisGears inside it (same ports)."""
-
-    def __init__(self, upstream: ServerProcess, log: Path) -> None:
-        self.upstream = upstream
-        self.log_path = log
-        self.port: int | None = None
-        self.url = ""
-        self._proc: Any = None
-
-    def start(self) -> None:
-        """Start it (again, on the same port); returns once it answers PING."""
-        if self._proc is not None:
-            return
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.url, self._proc = _load_launcher().start_standin(
-            HOST, self.upstream.port, str(self.log_path), port=self.port)
-        track(self._proc)
-        self.port = int(self.url.rsplit(":", 1)[1])
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            stop_popen(proc)
-
-    def restart(self) -> None:
-        """Stop the stand-in, restart its Redis, start the stand-in again."""
-        self.stop()
-        self.upstream.restart()
-        self.start()
-
-    def log_tail(self, lines: int = 40) -> str:
-        return tail(self.log_path, lines)
 
 
 class Bench:
@@ -98,6 +50,10 @@ class Bench:
             raise RuntimeError(f"bench: {key} failed to start earlier: {error}") from error
         return value
 
+    def started(self, key: str) -> bool:
+        """True once `key` (e.g. 'gears cluster') was started without error."""
+        return key in self._made and self._made[key][1] is None
+
     def _local(self, server: ServerProcess) -> ServerProcess:
         server.start()
         self._closers.append(server.stop)
@@ -117,6 +73,11 @@ class Bench:
     @property
     def gears(self) -> GearsTarget:
         return self._once("gears", self._start_gears)
+
+    @property
+    def gears_cluster(self) -> GearsCluster:
+        """The session's 3-master RedisGears cluster, started on first use."""
+        return self._once("gears cluster", self._start_cluster)
 
     @property
     def mongo(self) -> MongoTarget:
@@ -159,11 +120,27 @@ class Bench:
         log = self.root / "standin" / "standin.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         # Returns once the stand-in answers PING.
-        url, proc = _load_launcher().start_standin(HOST, upstream.port, str(log))
+        url, proc = load_launcher().start_standin(HOST, upstream.port, str(log))
         track(proc)
         self._closers.append(lambda: stop_popen(proc))
         self._logs["gears stand-in"] = lambda n: tail(log, n)
         return GearsTarget(url, kind, f"RedisGears stand-in at {url} in front of {upstream.url}")
+
+    def _start_cluster(self) -> GearsCluster:
+        url = self.env.get(selection.CLUSTER_URL)
+        if url:
+            nodes = discover_primaries(url)
+            described = (f"RedisGears cluster at {selection.redact(url)} ({selection.CLUSTER_URL}),"
+                         f" {len(nodes)} primaries")
+            return GearsCluster(nodes, "real", described)
+        cluster = StandinCluster(self.root / "cluster")
+        self._closers.append(cluster.stop)
+        self._logs.update(cluster.log_readers())
+        cluster.start()
+        described = (f"3 redis-server primaries in cluster mode, each behind a RedisGears "
+                     f"stand-in at {', '.join(cluster.urls)} "
+                     f"(started in {cluster.started_in:.1f}s)")
+        return GearsCluster(cluster.urls, "standin", described, cluster)
 
     def _start_mongo(self) -> MongoTarget:
         env, source = self.env, selection.mongo_source(self.gears_kind, self.env)

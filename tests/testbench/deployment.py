@@ -1,0 +1,78 @@
+"""One object for a test that runs on one node and on the cluster: `deployment` fixture."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from . import gears_ops
+from .cluster import GearsCluster
+from .polling import wait_for
+from .targets import GearsTarget
+
+TOPOLOGIES = ("node", "cluster")
+
+
+class Deployment:
+    """Where a test deploys: `.topology` ('node' or 'cluster'), `.url` (the node, or any node of
+    the cluster), `.client()` (redis.Redis, or redis.RedisCluster), `.primary_clients()` (one
+    plain client per primary), `.target` (the GearsTarget or GearsCluster behind it)."""
+
+    def __init__(self, topology: str, target: GearsTarget | GearsCluster) -> None:
+        if topology not in TOPOLOGIES:
+            raise ValueError(f"topology {topology!r}: expected one of {TOPOLOGIES}")
+        self.topology = topology
+        self.target = target
+        self.url = target.url
+        self.kind = target.kind
+        self.description = target.description
+
+    @property
+    def is_cluster(self) -> bool:
+        return self.topology == "cluster"
+
+    def client(self, **overrides: Any) -> redis.Redis | redis.RedisCluster:
+        """str replies, RESP2; a cluster client routes keyed commands to their shard."""
+        return self.target.client(**overrides)
+
+    def primary_clients(self, **overrides: Any) -> list[redis.Redis]:
+        if isinstance(self.target, GearsCluster):
+            return self.target.primary_clients(**overrides)
+        return [self.target.client(**overrides)]
+
+    def reset(self) -> None:
+        """Every node refreshed (cluster), every registration unregistered once, FLUSHALL on
+        every primary, and no shard listing a registration any more."""
+        clients = self.primary_clients(socket_timeout=60)
+        try:
+            if self.is_cluster:
+                _refresh_unrefreshed(clients)
+            gears_ops.unregister_all(clients)
+            for client in clients:
+                client.flushall()
+        finally:
+            for client in clients:
+                client.close()
+
+
+
+def _refresh_unrefreshed(clients: list[redis.Redis], timeout: float = 60.0) -> None:
+    """RG.REFRESHCLUSTER on each node a test left restarted and unrefreshed, then wait until a
+    cluster-wide run works from every node (right after a refresh the real engine's first one
+    can still answer 'Execution max idle reached')."""
+    stale = [c for c in clients if c.execute_command("RG.INFOCLUSTER") == "no cluster mode"]
+    if not stale:
+        return
+    for client in stale:
+        client.execute_command("RG.REFRESHCLUSTER")
+
+    def every_node_runs() -> bool:
+        for client in clients:
+            results, _errors = client.execute_command(
+                "RG.PYEXECUTE", "GB('ShardsIDReader').run()")
+            if len(results) != len(clients):
+                return False
+        return True
+
+    wait_for(every_node_runs, timeout, "a cluster-wide run from every node after RG.REFRESHCLUSTER")
