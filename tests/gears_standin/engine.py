@@ -157,8 +157,9 @@ class Engine(object):
                     "name": s.name, "desc": s.desc, "reqs": [r.name for r in s.reqs],
                     "regs": [{"id": g.id, "reader": g.reader, "desc": g.desc, "mode": g.mode,
                               "args": g.args, "steps": g.pickled_steps} for g in regs]})
+        state = {"requirements": self.reqs.stored(), "sessions": sessions}
         try:
-            reply = self._state_call("SET", STATE_KEY, cloudpickle.dumps(sessions))
+            reply = self._state_call("SET", STATE_KEY, cloudpickle.dumps(state))
         except Exception:
             log.exception("could not save registrations to the upstream")
             return
@@ -173,7 +174,12 @@ class Engine(object):
             return
         if not isinstance(blob, bytes):
             return
-        for saved in cloudpickle.loads(blob):
+        state = cloudpickle.loads(blob)
+        if isinstance(state, list):  # saved before requirements were kept
+            state = {"requirements": [], "sessions": state}
+        # Gears reinstalls the stored requirements first, then loads the sessions.
+        self.reqs.reinstall_stored(state["requirements"])
+        for saved in state["sessions"]:
             try:
                 reqs, needed = self.reqs.for_session(saved["reqs"])
                 if needed:
@@ -371,6 +377,7 @@ class Engine(object):
             # (so importing rgsync after pymongo==4.7.3 brings rgsync's pymongo back, as on
             # the real engine).
             self._reset_modules()
+        self.save()
         return Status("OK")
 
     def cmd_configget(self, args):
@@ -456,6 +463,8 @@ class Engine(object):
                 return Status("OK")
             if ctx.run_reply is not None:
                 self.reqs.add_to_dict(reqs)
+                if needed:
+                    self.save()  # the requirements outlive the run, in RDB/AOF too
                 if blocking_off:
                     return "%s-%d" % (NODE_ID, self.ep_counter)
                 return ctx.run_reply
@@ -496,6 +505,10 @@ class Engine(object):
             for reg in ctx.pending:
                 session.registrations.append(reg.id)
                 self.registrations[reg.id] = reg
+        if old is not None:
+            with self.lock:
+                listed = {r.name for s in self.sessions.values() for r in s.reqs}
+            self.reqs.unlink(old.reqs, listed)
         for reg in ctx.pending:
             reg.start()
         self.save()
