@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 import redis
 
 from .gears_errors import one_line
+from .interpreter import ShardPymongo, check_pins, pinned_pymongo
 from .registrations import Registration, WriteBehind, read_registrations, write_behinds
 from .streams import backlog, orphan_streams
 
@@ -60,6 +61,8 @@ class WriteBehindStatus:
     dead_letter_stream: str | None = None
     dead_letters: int = 0
     complete: bool = True
+    requirements: list[str] = field(default_factory=list)  # its session's REQUIREMENTS
+    pymongo_pin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,21 +71,40 @@ class StatusReport:
 
     write_behinds: list[WriteBehindStatus]
     orphan_streams: dict[str, int]  # stream -> changes no registered reader will write
+    gears_pymongo: list[ShardPymongo] = field(default_factory=list)  # per shard
+    errors: list[str] = field(default_factory=list)  # one line each, with the fix
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        report = asdict(self)
+        for shard, entry in zip(self.gears_pymongo, report["gears_pymongo"]):
+            entry["running"] = shard.running
+        return report
 
 
 def collect_status(client: redis.Redis) -> StatusReport:
-    """The status of every rgsync write-behind on the server, and of orphaned streams."""
+    """The status of every write-behind on the server, of orphaned streams, and of the
+    pymongo Gears runs against each write-behind's pin."""
     registrations = read_registrations(client)
     statuses = [status_of(client, wb) for wb in write_behinds(registrations).values()]
     live = [r.stream_pattern for r in registrations if r.stream_pattern]
-    return StatusReport(statuses, orphan_streams(client, live))
+    report = StatusReport(statuses, orphan_streams(client, live))
+    check_pymongo(client, report)
+    return report
+
+
+def check_pymongo(client: redis.Redis, report: StatusReport) -> None:
+    """Fill in the pymongo each shard runs, and what is wrong with it."""
+    pins = {s.name: s.pymongo_pin for s in report.write_behinds if s.pymongo_pin}
+    check = check_pins(client, pins)
+    report.gears_pymongo.extend(check.shards)
+    report.errors.extend(check.errors)
+    report.warnings.extend(check.warnings)
 
 
 def status_of(client: redis.Redis, wb: WriteBehind) -> WriteBehindStatus:
     readers = [ReaderStatus.of(client, r) for r in wb.current]
+    requirements = wb.current[0].requirements if wb.current else ()
     stream_reader = wb.stream_reader
     dead_letter = stream_reader.dead_letter_stream if stream_reader else None
     return WriteBehindStatus(
@@ -96,4 +118,6 @@ def status_of(client: redis.Redis, wb: WriteBehind) -> WriteBehindStatus:
         dead_letter_stream=dead_letter,
         dead_letters=int(client.xlen(dead_letter)) if dead_letter else 0,
         complete=wb.complete,
+        requirements=list(requirements),
+        pymongo_pin=pinned_pymongo(requirements),
     )

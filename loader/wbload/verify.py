@@ -15,8 +15,9 @@ import pymongo
 import redis
 from pymongo.errors import PyMongoError
 
-from .errors import NotDeployed, VerifyFailed
+from .errors import NotDeployed, VerifyFailed, WrongPymongo
 from .gears_errors import one_line
+from .interpreter import check_pins, pinned_pymongo
 from .redact import mask_url
 from .registrations import WriteBehind, read_registrations, write_behinds
 from .render import RenderedRecipe
@@ -55,6 +56,10 @@ def verify(
     if wb is None or not wb.complete:
         raise NotDeployed(f"{rendered.name} is not deployed (see `wbload status`); "
                           "deploy it before verifying")
+    pinned = pinned_pymongo(wb.current[0].requirements)
+    errors = check_pins(client, {rendered.name: pinned}).errors if pinned else []
+    if errors:
+        raise WrongPymongo(errors[0])
     prefix, key_field = str(values["KEY_PREFIX"]), str(values["KEY_FIELD"])
     key_id = f"{PROBE_MARK}{uuid.uuid4().hex}"
     key = f"{prefix}:{key_id}"

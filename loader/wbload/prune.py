@@ -1,0 +1,68 @@
+"""Remove stored requirements that would install another pymongo over the pin at a restart.
+
+RedisGears keeps every requirement it installed after the registrations that needed it are
+gone, and reinstalls them all whenever Redis loads, in an order of its own. It has no command
+to forget one; it drops one when the only session listing it is replaced (RG.PYEXECUTE ... ID
+<session> UPGRADE). So, for each such requirement no session lists: register a placeholder in
+a session of our own that lists it, replace that session by one that lists nothing, and
+unregister the placeholder. Then the pin's own stored wheels are imported again
+(RG.PYEXPORTREQ, RG.PYIMPORTREQ: no PyPI needed), so the pin is what is installed now and the
+last install an AOF replays.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import redis
+
+from .interpreter import StoredPymongo, restart_risks, running_pymongo
+from .registrations import read_registrations, unregister
+from .requirements import installed_requirements, pin, requirement_users
+
+PLACEHOLDER = "GB('KeysReader').register(prefix='__wbload_prune__:*', mode='async_local')"
+
+
+@dataclass(frozen=True)
+class PruneOutcome:
+    """What prune removed, what it had to keep (a session lists it), what it reinstalled."""
+
+    removed: list[StoredPymongo]
+    kept: list[StoredPymongo]
+    reinstalled: str | None
+
+
+def prune(client: redis.Redis, raw: redis.Redis, pinned_requirement: str,
+          reinstall: bool = True) -> PruneOutcome:
+    """Remove what could install another pymongo than `pinned_requirement` (`pymongo==X`);
+    with `reinstall`, install the pin's stored wheels again when something was removed or the
+    pin is not what a shard has on disk. `raw` must return bytes (the wheels are binary)."""
+    pinned = pin(pinned_requirement)
+    if pinned is None:
+        raise ValueError(f"{pinned_requirement!r} is not a pin (package==version)")
+    risks = restart_risks(installed_requirements(client), pinned[1], requirement_users(client))
+    removed = [risk for risk in risks if not risk.used_by]
+    for risk in removed:
+        forget(client, risk.requirement)
+    stored = {r.name for r in installed_requirements(client)}
+    stale_on_disk = any(s.installed != pinned[1] for s in running_pymongo(client))
+    reinstalled = None
+    if reinstall and pinned_requirement in stored and (removed or stale_on_disk):
+        _meta, chunks = raw.execute_command("RG.PYEXPORTREQ", pinned_requirement)
+        raw.execute_command("RG.PYIMPORTREQ", *chunks)
+        reinstalled = pinned_requirement
+    return PruneOutcome(removed, [r for r in risks if r.used_by], reinstalled)
+
+
+def forget(client: redis.Redis, requirement: str) -> None:
+    """Make Gears drop `requirement`, which no session lists, from its store."""
+    session = f"wbload-prune-{uuid.uuid4().hex[:12]}"
+    try:
+        client.execute_command("RG.PYEXECUTE", PLACEHOLDER, "ID", session,
+                               "REQUIREMENTS", requirement)
+        client.execute_command("RG.PYEXECUTE", PLACEHOLDER, "ID", session, "UPGRADE")
+    finally:
+        for registration in read_registrations(client):
+            if registration.session == session:
+                unregister(client, registration)
