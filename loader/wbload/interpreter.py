@@ -135,7 +135,7 @@ def fix_for(risks: Sequence[StoredPymongo]) -> str:
     if used is not None:
         return (f"`wbload undeploy` what lists {used.requirement} in its REQUIREMENTS, run "
                 f"`wbload requirements prune`, restart Redis, deploy a recipe without it "
-                f"(README: requirements after a restart)")
+                f"(README: what a restart keeps)")
     return FIX
 
 
