@@ -353,7 +353,8 @@ def requirements_prune(recipes: Sequence[str], target: RedisTarget) -> None:
             "no pymongo pin to keep: name the RECIPE whose pin to keep" if not distinct else
             f"the write-behinds pin different pymongo versions ({', '.join(distinct)}); "
             "name the RECIPE whose pin to keep")
-    outcome = prune(client, target.client(decode_responses=False), distinct[0])
+    outcome = prune(client, target.client(decode_responses=False), distinct[0],
+                    check_disk=True)
     _report_prune("requirements", outcome)
     if not outcome.removed and not outcome.kept:
         click.echo(f"requirements: nothing stored carries another pymongo than {distinct[0]}")

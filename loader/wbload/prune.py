@@ -34,10 +34,11 @@ class PruneOutcome:
 
 
 def prune(client: redis.Redis, raw: redis.Redis, pinned_requirement: str,
-          reinstall: bool = True) -> PruneOutcome:
-    """Remove what could install another pymongo than `pinned_requirement` (`pymongo==X`);
-    with `reinstall`, install the pin's stored wheels again when something was removed or the
-    pin is not what a shard has on disk. `raw` must return bytes (the wheels are binary)."""
+          check_disk: bool = False) -> PruneOutcome:
+    """Remove what could install another pymongo than `pinned_requirement` (`pymongo==X`),
+    then install the pin's stored wheels again if something was removed (or, `check_disk`,
+    if a shard has another pymongo on disk). Sends no RG.PYEXECUTE when there is nothing to
+    do. `raw` must return bytes (the wheels are binary)."""
     pinned = pin(pinned_requirement)
     if pinned is None:
         raise ValueError(f"{pinned_requirement!r} is not a pin (package==version)")
@@ -46,9 +47,9 @@ def prune(client: redis.Redis, raw: redis.Redis, pinned_requirement: str,
     for risk in removed:
         forget(client, risk.requirement)
     stored = {r.name for r in installed_requirements(client)}
-    stale_on_disk = any(s.installed != pinned[1] for s in running_pymongo(client))
     reinstalled = None
-    if reinstall and pinned_requirement in stored and (removed or stale_on_disk):
+    if pinned_requirement in stored and (removed or check_disk and any(
+            s.installed != pinned[1] for s in running_pymongo(client))):
         _meta, chunks = raw.execute_command("RG.PYEXPORTREQ", pinned_requirement)
         raw.execute_command("RG.PYIMPORTREQ", *chunks)
         reinstalled = pinned_requirement

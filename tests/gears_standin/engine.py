@@ -373,10 +373,8 @@ class Engine(object):
                 self.reqs.import_(b"".join(args))
             except RequirementError as e:
                 return Err(str(e))
-            # Like after a PYEXECUTE install: what is imported next comes from the new files
-            # (so importing rgsync after pymongo==4.7.3 brings rgsync's pymongo back, as on
-            # the real engine).
-            self._reset_modules()
+            # No module reset: RedisGears 1.2.13 resets its modules only after a PYEXECUTE
+            # that installed something; modules already imported stay as they are.
         self.save()
         return Status("OK")
 
