@@ -18,9 +18,10 @@ BATCH_DURATION_MS = 100
 RETRY_INTERVAL_S = 5
 DEAD_LETTER_STREAM = 'wbload:dead-letter:MoviesWriteBehind'
 
-# Installed by Gears before the code runs; the last pin wins, and pymongo 4.1.1 (rgsync's
-# pin) cannot talk to MongoDB servers that need wire version 17+.
-REQUIREMENTS = ['rgsync', 'pymongo==4.7.3']
+# Installed by Gears before the code runs. No rgsync: its requirement carries pymongo 4.1.1
+# (which cannot talk to MongoDB 6.0+), and Gears may reinstall that over this pin when Redis
+# restarts. `wbload status` shows the pymongo Gears runs next to this pin.
+REQUIREMENTS = ['pymongo==4.7.3']
 
 # --- sink ----------------------------------------------------------------------------------
 from common.json_write_behind import JSONWriteBehind  # noqa: E402

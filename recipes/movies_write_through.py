@@ -17,7 +17,7 @@ VERSION = '1.0.0'
 # Redis waits for Mongo on every write-through write: fail fast when Mongo is away.
 MONGO_TIMEOUT_MS = 1000
 
-REQUIREMENTS = ['rgsync', 'pymongo==4.7.3']
+REQUIREMENTS = ['pymongo==4.7.3']
 
 # --- sink ----------------------------------------------------------------------------------
 from common.json_write_through import JSONWriteThrough  # noqa: E402

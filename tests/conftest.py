@@ -10,9 +10,10 @@ import pytest
 import redis
 from pymongo.database import Database
 
-from testbench import describe, gears_ops
+from testbench import describe, gears_ops, selection
 from testbench.cluster import GearsCluster
 from testbench.deployment import TOPOLOGIES, Deployment
+from testbench.restart import RestartableGears, appendonly, restart_command, run_restart_command
 from testbench.servers import ServerProcess
 from testbench.session import Bench
 from testbench.targets import GearsTarget, MongoTarget
@@ -151,3 +152,42 @@ def mongo_db(mongo: MongoTarget) -> Iterator[Database[dict[str, Any]]]:
     mongo.ensure_running()
     with mongo.client() as fresh:  # a restarted container may have moved to another port
         fresh.drop_database(db.name)
+
+
+@pytest.fixture
+def restartable_gears(bench: Bench, redis_factory: Callable[..., ServerProcess]
+                      ) -> Iterator[RestartableGears]:
+    """A RedisGears with AOF that `.restart()` restarts, keeping its data: the stand-in in
+    front of a Redis of its own, or the WBLOAD_TEST_REDIS_URL server restarted by
+    WBLOAD_TEST_RESTART_CMD (emptied of registrations and keys before and after)."""
+    kind = bench.gears_kind
+    if kind == "testcontainers":
+        pytest.skip("environment: RedisGears in a testcontainers container; the bench cannot "
+                    "restart it with appendonly yes")
+    if kind == "real":
+        url = bench.gears.url
+        command = restart_command(url, bench.env)
+        if command is None:
+            pytest.skip(f"environment: RedisGears given by {selection.REDIS_URL} and no "
+                        f"{selection.RESTART_CMD}; the bench cannot restart it")
+        if not appendonly(url):
+            pytest.skip(f"environment: the RedisGears at {selection.REDIS_URL} has appendonly "
+                        "no; a restart would not keep its keys")
+        client = bench.gears.client()
+        gears_ops.reset(client)
+
+        def close() -> None:
+            gears_ops.reset(client)
+            client.close()
+
+        target = RestartableGears(url, lambda: run_restart_command(command), kind, close)
+    else:
+        standin = bench.standin(redis_factory(f"aof-{uuid.uuid4().hex[:8]}", appendonly=True))
+
+        def stop() -> None:
+            standin.stop()
+            standin.upstream.stop()
+
+        target = RestartableGears(standin.url, standin.restart, kind, stop)
+    yield target
+    target.close()

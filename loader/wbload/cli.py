@@ -19,10 +19,19 @@ from .connection import RedisTarget
 from .dead_letters import list_dead_letters, purge_dead_letters, retry_dead_letters
 from .deploy import apply, plan, pyexecute_args
 from .drain import Draining, wait_for_drain
-from .errors import EXIT_CODE_HELP, ExitCode, UsageError, WbloadError
+from .errors import (
+    EXIT_CODE_HELP,
+    ExitCode,
+    ServerUnsuitable,
+    UsageError,
+    WbloadError,
+    WrongPymongo,
+)
 from .gears_errors import one_line
+from .interpreter import fix_for, pin_requirement
 from .parameters import from_environment, parse_assignments
 from .plan import Action
+from .prune import PruneOutcome, prune
 from .redact import redact, url_password
 from .registrations import read_registrations, write_behinds
 from .render import RenderedRecipe, render_files
@@ -204,6 +213,9 @@ def deploy_command(recipes: Sequence[str], mongo_url: str | None, params: Sequen
         # readers registered.
         wait_for_drain(deployment, rendered.name, drain_timeout,
                        _drain_progress(rendered.name))
+        pinned = pin_requirement(rendered.requirements)
+        if pinned:
+            _report_prune(rendered.name, prune(deployment, pinned))
 
 
 @main.command("status", epilog=EXIT_CODES)
@@ -214,18 +226,18 @@ def deploy_command(recipes: Sequence[str], mongo_url: str | None, params: Sequen
 def status_command(target: RedisTarget, as_json: bool, by_shard: bool) -> None:
     """Show every write-behind: version, readers, counters, last error, backlog.
 
-    Exits 5 when RedisGears cannot sync (e.g. a cluster node not refreshed), after the report.
+    After the report, exits 5 when RedisGears cannot sync (e.g. a cluster node not refreshed)
+    and 11 when it runs another pymongo than a recipe pins.
     """
-    report = collect_status(ready_deployment(target))
+    deployment = ready_deployment(target)
+    deployment_problems = deployment.problems[:1]
+    report = collect_status(deployment)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
         _print_status(report, by_shard)
-    if report.problems:
-        ctx = click.get_current_context()
-        for problem in report.problems[1:]:
-            click.echo(f"wbload: error: {problem}", err=True)
-        _fail(ctx, report.problems[0], ExitCode.SERVER_UNSUITABLE)
+    _warn_or_fail(report.warnings, report.errors,
+                  ServerUnsuitable if report.errors[:1] == deployment_problems else WrongPymongo)
 
 
 def _print_status(report: StatusReport, by_shard: bool) -> None:
@@ -233,13 +245,27 @@ def _print_status(report: StatusReport, by_shard: bool) -> None:
         click.echo("no write-behind registered")
     else:
         click.echo(_status_table(report.write_behinds, by_shard and report.topology == "cluster"))
+    running = ", ".join(sorted({s.running or "none" for s in report.gears_pymongo}))
     for s in report.write_behinds:
+        if s.pymongo_pin and running:
+            click.echo(f"{s.name}: pins pymongo {s.pymongo_pin}; Gears' Python runs {running}")
         if s.dead_letters:
             click.echo(f"{s.name}: {s.dead_letters} change(s) rejected by Mongo, kept in "
                        f"{s.dead_letter_stream} (wbload dlq list {s.name})")
     for stream, waiting in report.orphan_streams.items():
         click.echo(f"orphan stream {stream}: {waiting} change(s) no registered reader will "
                    f"write (wbload resync NAME --stream {stream})")
+
+
+def _warn_or_fail(warnings: Sequence[str], errors: Sequence[str],
+                  error: type[WbloadError] = WrongPymongo) -> None:
+    """Warnings on stderr; the errors too, the last one raised as `error` (its exit code)."""
+    for warning in warnings:
+        click.echo(f"wbload: warning: {warning}", err=True)
+    for line in errors[:-1]:
+        click.echo(f"wbload: error: {line}", err=True)
+    if errors:
+        raise error(errors[-1])
 
 
 def _status_table(statuses: list[WriteBehindStatus], by_shard: bool = False) -> str:
@@ -350,6 +376,46 @@ def requirements_export(recipe: str, directory: str, target: RedisTarget) -> Non
         path = export_requirement(raw, requirement, Path(directory))
         click.echo(f"{requirement}: saved {path}")
     write_order(Path(directory), rendered.requirements)
+
+
+@requirements_group.command("prune", epilog=EXIT_CODES)
+@click.argument("recipes", nargs=-1, type=click.Path(dir_okay=False))
+@redis_options
+def requirements_prune(recipes: Sequence[str], target: RedisTarget) -> None:
+    """Remove stored requirements that carry another pymongo than the pin (of RECIPE, else of
+    what is registered): Gears would reinstall them when Redis restarts."""
+    deployment = ready_deployment(target)
+    deployment.require_gears_ready()
+    if recipes:
+        sources = [(r.name, r.requirements) for r in render_recipes(recipes, None, [])]
+    else:
+        sources = [(wb.name, list(wb.current[0].requirements))
+                   for wb in write_behinds(read_registrations(deployment.entry)).values()
+                   if wb.current]
+    pins = {name: pin_requirement(reqs) for name, reqs in sources}
+    distinct = sorted({p for p in pins.values() if p})
+    if len(distinct) != 1:
+        raise UsageError(
+            "no pymongo pin to keep: name the RECIPE whose pin to keep" if not distinct else
+            f"the write-behinds pin different pymongo versions ({', '.join(distinct)}); "
+            "name the RECIPE whose pin to keep")
+    outcome = prune(deployment, distinct[0], check_disk=True)
+    _report_prune("requirements", outcome)
+    if not outcome.removed and not outcome.kept:
+        click.echo(f"requirements: nothing stored carries another pymongo than {distinct[0]}")
+
+
+def _report_prune(name: str, outcome: PruneOutcome) -> None:
+    for risk in outcome.removed:
+        click.echo(f"{name}: removed the stored requirement {risk.requirement} (it carries "
+                   f"pymongo {risk.pymongo}, which a Redis restart could install over the pin)")
+    if outcome.reinstalled:
+        click.echo(f"{name}: reinstalled {outcome.reinstalled} from its stored wheels")
+    for risk in outcome.kept:
+        click.echo(f"wbload: warning: the stored requirement {risk.requirement} carries pymongo "
+                   f"{risk.pymongo} and a Redis restart may install it over the pin, but "
+                   f"session(s) {', '.join(risk.used_by)} still list it; {fix_for([risk])}",
+                   err=True)
 
 
 @requirements_group.command("import", epilog=EXIT_CODES)

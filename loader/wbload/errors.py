@@ -19,6 +19,7 @@ class ExitCode(enum.IntEnum):
     NOT_DEPLOYED = 8
     NOT_IN_SYNC = 9
     VERIFY_FAILED = 10
+    WRONG_PYMONGO = 11
 
 
 EXIT_CODE_HELP = {
@@ -33,6 +34,8 @@ EXIT_CODE_HELP = {
     ExitCode.NOT_DEPLOYED: "no such registration",
     ExitCode.NOT_IN_SYNC: "deployed, but an older version still has changes to write",
     ExitCode.VERIFY_FAILED: "verify: the probe did not reach Mongo in time (the line says why)",
+    ExitCode.WRONG_PYMONGO: "status/verify: Gears' Python runs another pymongo than the recipe "
+                            "pins (after a Redis restart)",
 }
 
 
@@ -76,3 +79,7 @@ class NotInSync(WbloadError):
 
 class VerifyFailed(WbloadError):
     exit_code = ExitCode.VERIFY_FAILED
+
+
+class WrongPymongo(WbloadError):
+    exit_code = ExitCode.WRONG_PYMONGO

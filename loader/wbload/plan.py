@@ -49,8 +49,9 @@ def plan_deploy(
         return Plan(
             Action.REFUSE, rendered, plan.current,
             f"REQUIREMENTS change {package} {old} -> {new}, and a running RedisGears cannot "
-            "swap a loaded C extension: `wbload undeploy` it, restart Redis, deploy, then "
-            "`wbload resync` the old stream (README: changing a requirement)",
+            "swap a loaded C extension: `wbload undeploy` it, `wbload requirements prune` "
+            "this recipe, restart Redis, deploy, then `wbload resync` the old stream (README: "
+            "changing a requirement)",
         )
     return plan
 

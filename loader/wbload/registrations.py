@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,10 @@ import redis
 
 from .topology import Deployment, Shard
 from .versions import version_key
+
+# A requirement in the session description (PD) RG.DUMPREGISTRATIONS shows with each one.
+_PD_REQUIREMENT = re.compile(r"\{'name':'([^']*)', 'basePath':")
+_PD_SESSION = re.compile(r"'sessionName':'([^']*)'")
 
 KEYS_READER = "KeysReader"
 STREAM_READER = "StreamReader"
@@ -31,6 +36,8 @@ class Registration:
     last_error: str | None = None
     args: dict[str, Any] = field(default_factory=dict)
     desc: dict[str, Any] = field(default_factory=dict)
+    requirements: tuple[str, ...] = ()  # of the session that registered it (its REQUIREMENTS)
+    session: str | None = None
 
     @property
     def write_behind_name(self) -> str | None:
@@ -158,6 +165,8 @@ def _registration(entry: Any) -> Registration:
     data = _pairs(top.get("RegistrationData") or [])
     desc = _desc(_text(top.get("desc")))
     error = _text(data.get("lastError"))
+    pd = _text(top.get("PD")) or ""
+    session = _PD_SESSION.search(pd)
     return Registration(
         id=_text(top.get("id")) or "",
         reader=_text(top.get("reader")) or "",
@@ -171,6 +180,8 @@ def _registration(entry: Any) -> Registration:
         last_error=error or None,
         args=_pairs(data.get("args") or []),
         desc=desc,
+        requirements=tuple(_PD_REQUIREMENT.findall(pd)),
+        session=session.group(1) if session else None,
     )
 
 

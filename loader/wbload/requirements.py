@@ -35,6 +35,16 @@ def installed_requirements(client: redis.Redis) -> list[InstalledRequirement]:
     return result
 
 
+def requirement_users(client: redis.Redis) -> dict[str, list[str]]:
+    """Requirement name -> the Gears sessions (RG.PYDUMPSESSIONS) that list it."""
+    users: dict[str, list[str]] = {}
+    for entry in client.execute_command("RG.PYDUMPSESSIONS") or []:
+        fields = dict(zip(entry[::2], entry[1::2])) if isinstance(entry, list) else dict(entry)
+        for name in fields.get("requirements") or []:
+            users.setdefault(str(name), []).append(str(fields.get("ID", "")))
+    return users
+
+
 def pin(requirement: str) -> tuple[str, str] | None:
     """`('pymongo', '4.7.3')` for `pymongo==4.7.3`; None for an unpinned requirement."""
     match = _PIN.match(requirement)

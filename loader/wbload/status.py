@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 from .dead_letters import dead_letter_streams
 from .gears_errors import one_line
+from .interpreter import ShardPymongo, check_pins, pinned_pymongo
 from .registrations import Registration, WriteBehind, per_shard
 from .streams import backlog, orphan_streams
 from .topology import Deployment, Shard
@@ -78,6 +79,8 @@ class WriteBehindStatus:
     dead_letters: int = 0
     complete: bool = True
     shards: list[ShardStatus] = field(default_factory=list)
+    requirements: list[str] = field(default_factory=list)  # its session's REQUIREMENTS
+    pymongo_pin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,10 +90,15 @@ class StatusReport:
     topology: str  # "node" or "cluster"
     write_behinds: list[WriteBehindStatus]
     orphan_streams: dict[str, int]  # stream -> changes no registered reader will write
-    problems: list[str] = field(default_factory=list)  # each an error, one line
+    gears_pymongo: list[ShardPymongo] = field(default_factory=list)  # per shard
+    errors: list[str] = field(default_factory=list)  # one line each, with the fix
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        report = asdict(self)
+        for shard, entry in zip(self.gears_pymongo, report["gears_pymongo"]):
+            entry["running"] = shard.running
+        return report
 
 
 def collect_status(deployment: Deployment) -> StatusReport:
@@ -100,12 +108,24 @@ def collect_status(deployment: Deployment) -> StatusReport:
     statuses = [_status_of(deployment, name, shards) for name in names]
     live = sorted({r.stream_pattern for _, wbs in shards for wb in wbs.values()
                    for r in wb.registrations if r.stream_pattern})
-    problems = list(deployment.problems)
+    report = StatusReport("cluster" if deployment.is_cluster else "node", statuses,
+                          orphan_streams(deployment, live), errors=list(deployment.problems))
     for status in statuses:
-        problems += [f"{status.name} on {s.shard} is missing a reader: deploy again to repair"
-                     for s in status.shards if not s.complete and deployment.is_cluster]
-    return StatusReport("cluster" if deployment.is_cluster else "node", statuses,
-                        orphan_streams(deployment, live), problems)
+        report.errors.extend(
+            f"{status.name} on {s.shard} is missing a reader: deploy again to repair"
+            for s in status.shards if not s.complete and deployment.is_cluster)
+    if not deployment.problems:  # a cluster-wide run would hang on an unrefreshed node
+        check_pymongo(deployment, report)
+    return report
+
+
+def check_pymongo(deployment: Deployment, report: StatusReport) -> None:
+    """Fill in the pymongo each shard runs, and what is wrong with it."""
+    pins = {s.name: s.pymongo_pin for s in report.write_behinds if s.pymongo_pin}
+    check = check_pins(deployment, pins)
+    report.gears_pymongo.extend(check.shards)
+    report.errors.extend(check.errors)
+    report.warnings.extend(check.warnings)
 
 
 def _status_of(deployment: Deployment, name: str,
@@ -130,6 +150,7 @@ def _status_of(deployment: Deployment, name: str,
         ))
     assert reference is not None  # `name` came from some shard's registrations
     stream_reader = reference.stream_reader
+    requirements = reference.current[0].requirements if reference.current else ()
     return WriteBehindStatus(
         name=name,
         version=reference.version,
@@ -144,6 +165,8 @@ def _status_of(deployment: Deployment, name: str,
         dead_letters=sum(row.dead_letters for row in rows),
         complete=all(row.complete for row in rows),
         shards=rows,
+        requirements=list(requirements),
+        pymongo_pin=pinned_pymongo(requirements),
     )
 
 

@@ -15,8 +15,9 @@ import pymongo
 import redis
 from pymongo.errors import PyMongoError
 
-from .errors import NotDeployed, VerifyFailed
+from .errors import NotDeployed, VerifyFailed, WrongPymongo
 from .gears_errors import one_line
+from .interpreter import check_pins, pinned_pymongo
 from .redact import mask_url
 from .registrations import WriteBehind, read_registrations, write_behind, write_behinds
 from .render import RenderedRecipe
@@ -70,6 +71,10 @@ def verify(
         raise NotDeployed(f"{rendered.name} is not deployed (see `wbload status`); "
                           "deploy it before verifying")
     deployment.require_gears_ready()
+    pinned = pinned_pymongo(wb.current[0].requirements)
+    errors = check_pins(deployment, {rendered.name: pinned}).errors if pinned else []
+    if errors:
+        raise WrongPymongo(errors[0])
     prefix, key_field = str(values["KEY_PREFIX"]), str(values["KEY_FIELD"])
     probes = probe_keys(deployment, prefix)
     mongo: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(

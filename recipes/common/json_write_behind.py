@@ -1,12 +1,15 @@
-"""rgsync's RGJSONWriteBehind with the whole key id, a cheaper synchronous step and an
-upgrade that loses nothing.
+"""Write-behind of RedisJSON documents: a sync KeysReader queues each change in a stream, an
+async StreamReader hands batches to the connector. Our own code; no rgsync at run time.
 
 Runs inside RedisGears' embedded Python 3.7; wbload inlines it into recipes that import it.
 
-It keeps RGJSONWriteBehind's model: a sync KeysReader named ``<name>.KeysReader`` appends
-each change to a stream, an async StreamReader named ``<name>.StreamReader`` hands batches to
-the connector's ``WriteData``; an equal or newer registered version is refused with rgsync's
-own message. It differs where stock rgsync is wrong or slow:
+It keeps rgsync's RGJSONWriteBehind model and the names a server shows, so stock rgsync
+deployments are recognised and upgraded from: a sync KeysReader whose desc names it
+``<name>.KeysReader`` appends each change to the stream ``_<table>-stream-<uuid>-{<hashtag>}``,
+an async StreamReader ``<name>.StreamReader`` hands batches to the connector's ``WriteData``;
+an equal or newer registered version is refused with rgsync's own message. It does not need
+rgsync's package, whose requirement brings pymongo 4.1.1 (Gears may reinstall it over the
+recipe's pin when Redis restarts). Where it differs from stock rgsync:
 - the key field's value is everything after ``<prefix>:`` (stock keeps only up to the next
   ``:``, so ``MovieEntity:tt:99`` became ``tt``);
 - one ``JSON.GET`` (None when the key is gone) and one ``XADD`` per write, instead of
@@ -14,8 +17,8 @@ own message. It differs where stock rgsync is wrong or slow:
   bookkeeping, which JSON write-behind never uses. (Queuing only the key and reading the
   documents in the StreamReader was faster still, but on RedisGears 1.2.13 it left entries
   undelivered at the end of a burst: bench/README.md, "lazy read");
-- every event on a key counts (eventTypes None): expiry, eviction, renames, COPY and RESTORE
-  too, so Mongo follows them;
+- every event on a key counts (``EVENT_TYPES``): expiry, eviction, renames, COPY and RESTORE
+  too, so Mongo follows them; ``change_of`` decides what one event queues;
 - a key under the prefix that is not a JSON document is queued with JSON.GET's error, so the
   sink dead-letters it with the reason instead of the change vanishing;
 - the original key stays in the record the connector sees;
@@ -32,48 +35,64 @@ import json
 import uuid
 from contextlib import suppress
 
-from common.registrations import take_over
+from common.registrations import note, take_over
 from redisgears import executeCommand as execute
-from rgsync import RGJSONWriteBehind
-from rgsync.common import CreateGetStreamNameCallback, WriteBehindLog
+from redisgears import getMyHashTag as hashtag
+
+# None: every keyspace event of a key under the prefix triggers the KeysReader.
+EVENT_TYPES = None
+
+# What a queued change says in its '#' field (the connector reads the same letters).
+UPSERT, DELETE = '=', '~'
 
 
-class JSONWriteBehind(RGJSONWriteBehind):
+def change_of(record):
+    """``(op, document, error)`` one KeysReader event queues for its key (``record['key']``,
+    ``record['event']``): ``(UPSERT, document, None)``, ``(DELETE, None, None)``, or
+    ``(UPSERT, None, error)`` for a key that is not a JSON document (it is dead-lettered).
+
+    Every event re-reads the key, so the change carries its state now: gone means delete.
+    """
+    try:
+        document = execute('JSON.GET', record['key'])
+    except Exception as e:  # e.g. WRONGTYPE: the sink dead-letters it, saying why
+        return UPSERT, None, 'not a JSON document: %s' % e
+    if document is None:
+        return DELETE, None, None
+    return UPSERT, document, None
+
+
+def stream_name(table, stream_uuid):
+    """The stream of one registration on this shard, named as rgsync names them."""
+    return '_%s-stream-%s-{%s}' % (table, stream_uuid, hashtag())
+
+
+class JSONWriteBehind(object):
     """Register the KeysReader/StreamReader pair for ``<keysPrefix>:*`` -> ``connector``."""
 
     def __init__(self, GB, keysPrefix, connector, name, version=None,
                  onFailedRetryInterval=5, batch=100, duration=100,
-                 eventTypes=None, dataKey='redisgears'):
-        self.connector = connector
-        self.mappings = {'sync_data': dataKey}
+                 eventTypes=EVENT_TYPES, dataKey='redisgears'):
         stream_uuid = str(uuid.uuid4())
-        self.GetStreamName = CreateGetStreamNameCallback(stream_uuid)
         predecessors = take_over(name, version)
 
         table = connector.TableName()
-        get_stream_name = self.GetStreamName
         key_field = connector.PrimaryKey()
         id_start = len(keysPrefix) + 1
 
         def append_change(record):
             key = record['key']
-            stream = get_stream_name(table)  # per call: the hashtag is the executing shard's
-            try:
-                document = execute('JSON.GET', key)
-            except Exception as e:  # not a JSON document: the sink dead-letters it, saying why
-                execute('XADD', stream, '*', '_original_key', key,
-                        key_field, key[id_start:], '#', '=', '_error',
-                        'not a JSON document: %s' % e)
-                return
-            if document is None:
-                execute('XADD', stream, '*', '_original_key', key,
-                        key_field, key[id_start:], '#', '~')
-            else:
-                execute('XADD', stream, '*', '_original_key', key,
-                        key_field, key[id_start:], '#', '=', dataKey, document)
+            stream = stream_name(table, stream_uuid)  # per call: the executing shard's
+            op, document, error = change_of(record)
+            fields = ['_original_key', key, key_field, key[id_start:], '#', op]
+            if error is not None:
+                fields += ['_error', error]
+            elif document is not None:
+                fields += [dataKey, document]
+            execute('XADD', stream, '*', *fields)
 
         def write_batch(records):
-            wait_for_predecessors(predecessors)
+            wait_for_predecessors(name, predecessors)
             connector.WriteData(records, dataKey)
 
         GB('KeysReader', desc=json.dumps({
@@ -94,7 +113,7 @@ class JSONWriteBehind(RGJSONWriteBehind):
             onFailedPolicy='retry', onFailedRetryInterval=onFailedRetryInterval)
 
 
-def wait_for_predecessors(predecessors):
+def wait_for_predecessors(name, predecessors):
     """Retire the older version: unregister its KeysReader (this batch exists, so the new one
     is live), then raise (Gears retries the batch later) while its stream still has changes
     to write; unregister its StreamReader once the stream is empty."""
@@ -112,7 +131,7 @@ def wait_for_predecessors(predecessors):
         with suppress(Exception):  # already unregistered (e.g. by wbload after the drain)
             execute('RG.UNREGISTER', predecessor['id'])
         execute('DEL', predecessor['stream'])
-        WriteBehindLog('version %s drained and unregistered' % predecessor['version'])
+        note(name, 'version %s drained and unregistered' % predecessor['version'])
         predecessors.pop(0)
 
 

@@ -5,7 +5,8 @@ backlog back at 0.
 
 Skips are for environments only: a MongoDB given by URL cannot be stopped by the bench; a
 Redis on another host (or in a container) cannot reach a proxy on this machine's loopback; a
-RedisGears given by URL or in a container cannot be restarted by the bench.
+RedisGears in a container, or given by URL without WBLOAD_TEST_RESTART_CMD, cannot be
+restarted by the bench.
 
 The version bump under writes is tests/e2e/test_upgrade.py; a write made at the very moment of
 a bump is `test_no_write_is_lost_at_a_version_bump` below (a known failure, see its reason).
@@ -21,7 +22,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,6 @@ from testbench import gears_ops, selection
 from testbench.delay_proxy import DelayProxy, mongo_host_port, proxied_mongo_url
 from testbench.movies import MOVIES, backlog, deploy, status, wait_drained, wait_mirrored
 from testbench.polling import wait_for
-from testbench.session import Bench
 from testbench.targets import GearsTarget, MongoTarget, redis_client
 from testbench.writer import Writer, redis_documents
 
@@ -147,32 +146,17 @@ def test_slow_mongo_backlog_grows_then_drains(gears, mongo, mongo_db, gears_clea
         assert proxy.connections > 0
 
 
-# --- Redis restarted -----------------------------------------------------------------------
-def restartable_gears(bench: Bench, redis_factory) -> Any:
-    """A RedisGears with appendonly yes that the bench can restart: the stand-in in front of
-    a Redis with AOF. A RedisGears given by URL or in a container cannot be restarted."""
-    kind = bench.gears_kind
-    if kind != "standin":
-        what = (f"RedisGears given by {selection.REDIS_URL}" if kind == "real"
-                else "RedisGears in a testcontainers container")
-        pytest.skip(f"environment: {what}; the bench cannot restart it with appendonly yes")
-    aof = redis_factory(f"aof-{uuid.uuid4().hex[:8]}", appendonly=True)
-    return bench.standin(aof)
-
-
+# --- Redis restarted ---------------------------------------------------------------------
 def registered(client: redis.Redis) -> list[tuple[str, str, str]]:
     return sorted((r["id"], r["name"] or "", r["desc"] or "")
                   for r in gears_ops.registrations(client))
 
 
-def test_redis_restart_keeps_registrations_and_backlog(bench, mongo, mongo_db, redis_factory,
+def test_redis_restart_keeps_registrations_and_backlog(restartable_gears, mongo, mongo_db,
                                                        writers) -> None:
-    gears = restartable_gears(bench, redis_factory)
-    try:
-        restart_while_entries_wait(gears.url, gears.restart, mongo, mongo_db, writers)
-    finally:
-        gears.stop()
-        gears.upstream.stop()
+    gears = restartable_gears
+    redis_reaches_this_host(GearsTarget(gears.url, gears.kind, ""))
+    restart_while_entries_wait(gears.url, gears.restart, mongo, mongo_db, writers)
 
 
 def restart_while_entries_wait(url: str, restart: Callable[[], None], mongo: MongoTarget,

@@ -15,9 +15,9 @@ def test_export_import_round_trip(gears, mongo, mongo_db, gears_clean, tmp_path:
                       "--redis-url", gears.url)
     assert exported.exit_code == 0, exported.output
     zips = sorted(tmp_path.glob("*.zip"))
-    assert len(zips) == 2
+    assert len(zips) == 1
     # Gears reinstalls each on import and the last wins: the recipe's order is kept.
-    assert (tmp_path / "requirements.txt").read_text().split() == ["rgsync", "pymongo==4.7.3"]
+    assert (tmp_path / "requirements.txt").read_text().split() == ["pymongo==4.7.3"]
     names = set()
     for path in zips:
         with zipfile.ZipFile(path) as archive:
@@ -27,17 +27,17 @@ def test_export_import_round_trip(gears, mongo, mongo_db, gears_clean, tmp_path:
             assert path.name == (f"redisgears-requirement-v{meta['GearReqVersion']}-"
                                  f"{meta['Name']}-{meta['CompiledOs']}.zip")
             assert archive.read("Data.bin")
-    assert names == {"rgsync", "pymongo==4.7.3"}
+    assert names == {"pymongo==4.7.3"}
 
     imported = wbload("requirements", "import", str(tmp_path), "--redis-url", gears.url)
     assert imported.exit_code == 0, imported.output
-    assert "rgsync: imported" in imported.stdout
+    assert "pymongo==4.7.3: imported" in imported.stdout
     deployed = deploy(gears.url, mongo.url_from_redis, mongo_db,
                       "--requirements-from", str(tmp_path))
     assert deployed.exit_code == 0, deployed.output
     reqs = gears_clean.execute_command("RG.PYDUMPREQS")
     assert {dict(zip(r[::2], r[1::2]))["Name"] for r in reqs} >= names
-    # pymongo 4.7.3 (the last pin), not rgsync's 4.1.1, is what the recipe uses.
+    # pymongo 4.7.3, the pin, is what the recipe uses.
     (version,), _ = gears_clean.execute_command(
         "RG.PYEXECUTE", "GB('ShardsIDReader').map(lambda x: __import__('pymongo').version).run()")
     assert version == "4.7.3"

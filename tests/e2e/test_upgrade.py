@@ -79,7 +79,7 @@ def test_changed_requirement_version_is_refused(gears, mongo, mongo_db, gears_cl
     assert first.exit_code == 0, first.output
     before = registration_ids(gears_clean)
     changed = deploy(gears.url, mongo.url_from_redis, mongo_db, "--param", "VERSION=1.1.0",
-                     "--param", "REQUIREMENTS=['rgsync', 'pymongo==4.6.3']")
+                     "--param", "REQUIREMENTS=['pymongo==4.6.3']")
     assert changed.exit_code == 6, changed.output
     assert "pymongo 4.7.3 -> 4.6.3" in changed.stderr and "restart Redis" in changed.stderr
     assert registration_ids(gears_clean) == before

@@ -200,7 +200,8 @@ class Engine(object):
                 regs = [self.registrations[rid] for rid in s.registrations
                         if rid in self.registrations]
                 sessions.append(self._session_record(s, regs))
-        blob = cloudpickle.dumps(sessions)
+            state = {"requirements": self.reqs.stored(), "sessions": sessions}
+        blob = cloudpickle.dumps(state)
         if self.state_path is not None:
             try:
                 tmp = self.state_path + ".tmp"
@@ -235,7 +236,12 @@ class Engine(object):
             return
         if not isinstance(blob, bytes):
             return
-        for saved in cloudpickle.loads(blob):
+        state = cloudpickle.loads(blob)
+        if isinstance(state, list):  # saved before requirements were kept
+            state = {"requirements": [], "sessions": state}
+        # Gears reinstalls the stored requirements first, then loads the sessions.
+        self.reqs.reinstall_stored(state["requirements"])
+        for saved in state["sessions"]:
             try:
                 regs = self._load_session(saved)
                 log.info("restored session %s: %s", saved["name"], [g.id for g in regs])
@@ -418,10 +424,9 @@ class Engine(object):
                 self.reqs.import_(b"".join(args))
             except RequirementError as e:
                 return Err(str(e))
-            # Like after a PYEXECUTE install: what is imported next comes from the new files
-            # (so importing rgsync after pymongo==4.7.3 brings rgsync's pymongo back, as on
-            # the real engine).
-            self._reset_modules()
+            # No module reset: RedisGears 1.2.13 resets its modules only after a PYEXECUTE
+            # that installed something; modules already imported stay as they are.
+        self.save()
         return Status("OK")
 
     def cmd_configget(self, args):
@@ -561,6 +566,8 @@ class Engine(object):
                 return Status("OK")
             if ctx.run_reply is not None:
                 self.reqs.add_to_dict(reqs)
+                if needed:
+                    self.save()  # the requirements outlive the run, in RDB/AOF too
                 if blocking_off:
                     return "%s-%d" % (self.cluster.node_id, self.ep_counter)
                 return ctx.run_reply
@@ -626,6 +633,10 @@ class Engine(object):
             for reg in ctx.pending:
                 session.registrations.append(reg.id)
                 self.registrations[reg.id] = reg
+        if old is not None:
+            with self.lock:
+                listed = {r.name for s in self.sessions.values() for r in s.reqs}
+            self.reqs.unlink(old.reqs, listed)
         for reg in ctx.pending:
             reg.start()
         self.save()

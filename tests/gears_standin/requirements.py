@@ -2,6 +2,12 @@
 per requirement, then ``pip install --force-reinstall --no-index <its wheels>`` for each
 requirement in order, into the interpreter environment the stand-in runs in.
 
+Every requirement a session brought stays in the requirements dictionary (and in RDB/AOF)
+after its registrations are gone. When Redis loads, Gears reinstalls each stored requirement
+from its own wheels, one after another, in its dictionary's order, not in the order any
+``REQUIREMENTS`` listed them: ``reinstall_stored`` does the same, sorted by name, so the set
+``rgsync`` + ``pymongo==4.7.3`` ends with rgsync's pymongo 4.1.1, as it can on the real engine.
+
 Two shortcuts keep repeated test runs fast, without changing what a client sees:
 - a requirement's wheel directory is named after a hash of its name (Gears uses random hex),
   and once complete it is reused instead of calling ``pip wheel`` again;
@@ -163,9 +169,40 @@ class Requirements(object):
                         old.in_dict = False
                     self.by_name[r.name] = r
 
+    def unlink(self, reqs, still_listed):
+        """Like PythonSessionCtx_Unlink when a session is replaced (UPGRADE): each of its
+        requirements that no other session lists leaves the dictionary (and RDB/AOF)."""
+        with self.lock:
+            for r in reqs:
+                if r.name not in still_listed and self.by_name.get(r.name) is r:
+                    del self.by_name[r.name]
+                    r.in_dict = False
+
     def dump(self):
         with self.lock:
             return [r.metadata() for r in self.by_name.values()]
+
+    def stored(self):
+        """The names in the requirements dictionary (what RDB/AOF keeps)."""
+        with self.lock:
+            return list(self.by_name)
+
+    def reinstall_stored(self, names):
+        """Like Gears loading RDB/AOF: reinstall every stored requirement from its own wheels,
+        with force, in load order (here: sorted by name), and put it back in the dictionary."""
+        with self.lock:
+            reqs = []
+            for name in load_order(names):
+                req = Requirement(name, self._base_path(name))
+                if not self.download(req):
+                    log.error("stored requirement %s has no wheels; not reinstalled", name)
+                    continue
+                reqs.append(req)
+            log.info("reinstalling stored requirements at load, in this order: %s",
+                     [r.name for r in reqs])
+            if not self.install_all(reqs):
+                log.error("Failed install requirement on shard, check shard log for more info.")
+            self.add_to_dict(reqs)
 
     # ------------------------------------------------------------ export / import
     def export(self, name):
@@ -213,6 +250,12 @@ class Requirements(object):
             if in_dict:
                 self.add_to_dict([req])
             return req
+
+
+def load_order(names):
+    """The order stored requirements are reinstalled in when Redis loads: Gears' is its
+    dictionary's (a hash order, nothing a recipe chooses); the stand-in's is by name."""
+    return sorted(set(names))
 
 
 # Gears_BufferWriter: native long, strings with their NUL, buffers prefixed by a long

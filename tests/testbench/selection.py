@@ -13,6 +13,7 @@ CLUSTER_URL = "WBLOAD_TEST_CLUSTER_URL"  # any node of a RedisGears 1.2 OSS clus
 MONGO_URL = "WBLOAD_TEST_MONGO_URL"  # a MongoDB as the test process reaches it
 MONGO_URL_FROM_REDIS = "WBLOAD_TEST_MONGO_URL_FROM_REDIS"  # the same, as a recipe reaches it
 GEARS_CHOICE = "WBLOAD_TEST_GEARS"  # auto (default) | testcontainers | standin
+RESTART_CMD = "WBLOAD_TEST_RESTART_CMD"  # restarts the REDIS_URL server; {port} is its port
 
 
 def docker_engine_answers() -> bool:
