@@ -16,13 +16,16 @@ from testbench.movies import deploy, registration_ids, wait_mirrored
 
 
 @pytest.fixture
-def deployed(gears, mongo, mongo_db, gears_clean):
-    result = deploy(gears.url, mongo.url_from_redis, mongo_db)
+def deployed(deployment, mongo, mongo_db):
+    """The movies recipe deployed, on one node and on the cluster: a client of it."""
+    result = deploy(deployment.url, mongo.url_from_redis, mongo_db)
     assert result.exit_code == 0, result.output
-    return gears_clean
+    client = deployment.client()
+    yield client
+    client.close()
 
 
-def test_catalogue_lifecycle(gears, mongo, mongo_db, deployed) -> None:
+def test_catalogue_lifecycle(deployment, mongo, mongo_db, deployed) -> None:
     client = deployed
     movies = {m["movieId"]: m for m in load_demo_movies()}
     assert len(movies) == 51
@@ -54,7 +57,7 @@ def test_catalogue_lifecycle(gears, mongo, mongo_db, deployed) -> None:
     assert mongo_db.movies.count_documents({}) == 46
 
 
-def test_redeploy_same_version_sends_nothing(gears, mongo, mongo_db, deployed,
+def test_redeploy_same_version_sends_nothing(deployment, mongo, mongo_db, deployed,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     before = registration_ids(deployed)
     sent: list[str] = []
@@ -65,7 +68,7 @@ def test_redeploy_same_version_sends_nothing(gears, mongo, mongo_db, deployed,
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(redis.Redis, "execute_command", spy)
-    result = deploy(gears.url, mongo.url_from_redis, mongo_db)
+    result = deploy(deployment.url, mongo.url_from_redis, mongo_db)
     monkeypatch.undo()
     assert result.exit_code == 0, result.output
     assert "up to date" in result.stdout
@@ -73,12 +76,12 @@ def test_redeploy_same_version_sends_nothing(gears, mongo, mongo_db, deployed,
     assert registration_ids(deployed) == before
 
 
-def test_version_bump_upgrades_and_older_is_refused(gears, mongo, mongo_db, deployed) -> None:
+def test_version_bump_upgrades_and_older_is_refused(deployment, mongo, mongo_db, deployed) -> None:
     client = deployed
     client.execute_command("JSON.SET", "MovieEntity:before", "$", json.dumps({"v": 1}))
     wait_mirrored(mongo_db, {"before": {"v": 1, "movieId": "before"}})
 
-    bumped = deploy(gears.url, mongo.url_from_redis, mongo_db, "--param", "VERSION=1.1.0")
+    bumped = deploy(deployment.url, mongo.url_from_redis, mongo_db, "--param", "VERSION=1.1.0")
     assert bumped.exit_code == 0, bumped.output
     versions = {r["name"]: json.loads(r["desc"])["version"]
                 for r in gears_ops.registrations(client)}
@@ -88,37 +91,37 @@ def test_version_bump_upgrades_and_older_is_refused(gears, mongo, mongo_db, depl
     wait_mirrored(mongo_db, {"after": {"v": 2, "movieId": "after"}})
 
     before = registration_ids(client)
-    older = deploy(gears.url, mongo.url_from_redis, mongo_db, "--param", "VERSION=1.0.5")
+    older = deploy(deployment.url, mongo.url_from_redis, mongo_db, "--param", "VERSION=1.0.5")
     assert older.exit_code == 6, older.output
     assert "newer" in older.stderr and "--force" in older.stderr
     assert len(older.stderr.strip().splitlines()) == 1
     assert registration_ids(client) == before
 
 
-def test_status_reports_the_pair(gears, deployed) -> None:
+def test_status_reports_the_pair(deployment, deployed) -> None:
     deployed.execute_command("JSON.SET", "MovieEntity:s1", "$", json.dumps({"v": 1}))
-    result = wbload("status", "--redis-url", gears.url, "--json")
+    result = wbload("status", "--redis-url", deployment.url, "--json")
     assert result.exit_code == 0, result.output
     (status,) = json.loads(result.stdout)["write_behinds"]
     assert status["name"] == "MoviesWriteBehind" and status["version"] == "1.0.0"
     assert status["key_prefix"] == "MovieEntity"
     assert {r["reader"]: r["mode"] for r in status["readers"]} == {
         "KeysReader": "sync", "StreamReader": "async_local"}
-    table = wbload("status", "--redis-url", gears.url)
+    table = wbload("status", "--redis-url", deployment.url)
     assert "MoviesWriteBehind" in table.stdout and "BACKLOG" in table.stdout
 
 
 @pytest.mark.parametrize("protocol", ["2", "3"])
-def test_status_reads_resp2_and_resp3(gears, deployed, protocol: str) -> None:
-    result = wbload("status", "--redis-url", gears.url, "--json", "--protocol", protocol)
+def test_status_reads_resp2_and_resp3(deployment, deployed, protocol: str) -> None:
+    result = wbload("status", "--redis-url", deployment.url, "--json", "--protocol", protocol)
     assert result.exit_code == 0, result.output
     statuses = json.loads(result.stdout)["write_behinds"]
     assert [s["name"] for s in statuses] == ["MoviesWriteBehind"]
 
 
-def test_undeploy_removes_both_readers(gears, deployed) -> None:
-    result = wbload("undeploy", "MoviesWriteBehind", "--redis-url", gears.url)
+def test_undeploy_removes_both_readers(deployment, deployed) -> None:
+    result = wbload("undeploy", "MoviesWriteBehind", "--redis-url", deployment.url)
     assert result.exit_code == 0, result.output
     assert gears_ops.registrations(deployed) == []
-    again = wbload("undeploy", "MoviesWriteBehind", "--redis-url", gears.url)
+    again = wbload("undeploy", "MoviesWriteBehind", "--redis-url", deployment.url)
     assert again.exit_code == 8 and "no write-behind named" in again.stderr
