@@ -14,8 +14,8 @@ own message. It differs where stock rgsync is wrong or slow:
   bookkeeping, which JSON write-behind never uses. (Queuing only the key and reading the
   documents in the StreamReader was faster still, but on RedisGears 1.2.13 it left entries
   undelivered at the end of a burst: bench/README.md, "lazy read");
-- every event on a key counts (eventTypes None): expiry, eviction, renames, COPY and RESTORE
-  too, so Mongo follows them;
+- every event on a key counts (eventTypes None): renames, COPY and RESTORE too, so Mongo
+  follows them; a delete carries its event, so the sink can leave expiry and eviction out;
 - a key under the prefix that is not a JSON document is queued with JSON.GET's error, so the
   sink dead-letters it with the reason instead of the change vanishing;
 - the original key stays in the record the connector sees;
@@ -65,9 +65,9 @@ class JSONWriteBehind(RGJSONWriteBehind):
                         key_field, key[id_start:], '#', '=', '_error',
                         'not a JSON document: %s' % e)
                 return
-            if document is None:
+            if document is None:  # the event lets the sink ignore expiry and eviction
                 execute('XADD', stream, '*', '_original_key', key,
-                        key_field, key[id_start:], '#', '~')
+                        key_field, key[id_start:], '#', '~', '_event', record.get('event') or '')
             else:
                 execute('XADD', stream, '*', '_original_key', key,
                         key_field, key[id_start:], '#', '=', dataKey, document)
