@@ -17,7 +17,7 @@ import redis
 from . import __version__
 from .connection import RedisTarget
 from .dead_letters import list_dead_letters, purge_dead_letters, retry_dead_letters
-from .deploy import apply, plan, pyexecute_args
+from .deploy import apply, eviction_warning, plan, pyexecute_args
 from .drain import Draining, wait_for_drain
 from .errors import EXIT_CODE_HELP, ExitCode, UsageError, WbloadError
 from .gears_errors import one_line
@@ -176,11 +176,11 @@ def deploy_command(recipes: Sequence[str], mongo_url: str | None, params: Sequen
     """Register RECIPE(s) in Redis, unless the same version is there already."""
     rendered_recipes = render_recipes(recipes, mongo_url, params, secret_key)
     client = ready_client(target, wait=wait, primary=True)
-    if requirements_from and not dry_run:
-        for name in import_requirements(client, Path(requirements_from)):
-            click.echo(f"{name}: imported", err=True)
-    if secret_key and mongo_url and not dry_run:
-        client.set(secret_key, mongo_url)
+    secret = (secret_key, mongo_url) if secret_key and mongo_url else None
+    to_import = Path(requirements_from) if requirements_from else None
+    warning = eviction_warning(client)
+    if warning:
+        click.echo(f"wbload: {warning}", err=True)
     for rendered in rendered_recipes:
         deploy_plan = plan(client, rendered, force=force)
         what = f"{rendered.name} {rendered.version}"
@@ -191,10 +191,17 @@ def deploy_command(recipes: Sequence[str], mongo_url: str | None, params: Sequen
             continue
         if deploy_plan.action is Action.UP_TO_DATE:
             click.echo(f"{what}: up to date (nothing sent)")
+            if secret or to_import:
+                click.echo(f"{what}: nothing deployed, so --secret-key and --requirements-from "
+                           "were not used (to rotate the Mongo URL, SET the key itself)",
+                           err=True)
         else:
             if deploy_plan.sends_recipe:
                 click.echo(f"{what}: {deploy_plan.action.value} ({deploy_plan.reason}) ...")
-            outcome = apply(client, deploy_plan)
+            outcome = apply(client, deploy_plan, secret, to_import)
+            for name in outcome.imported:
+                click.echo(f"{name}: imported", err=True)
+            to_import = None
             ids = ", ".join(f"{r.reader} {r.id}" for r in outcome.registered.current) \
                 if outcome.registered else ""
             click.echo(f"{what}: registered in {outcome.seconds:.1f}s ({ids})")
@@ -383,8 +390,13 @@ def resync_command(name: str, target: RedisTarget, streams: Sequence[str],
     client = ready_client(target)
     if all_keys:
         prefix = resync_prefix(client, name)
-        click.echo(f"{name}: resynced {resync(client, name, keys_with_prefix(client, prefix))} "
-                   f"key(s) under {prefix}:")
+        skipped: list[str] = []
+        count = resync(client, name, keys_with_prefix(client, prefix), skipped=skipped)
+        click.echo(f"{name}: resynced {count} key(s) under {prefix}:")
+        if skipped:
+            click.echo(f"{name}: skipped {len(skipped)} key(s) under {prefix}: that are not JSON "
+                       f"documents ({', '.join(skipped[:3])}{', ...' if len(skipped) > 3 else ''})",
+                       err=True)
     for stream in streams:
         count = resync_stream(client, name, stream)
         click.echo(f"{name}: resynced {count} key(s) from {stream}, which is deleted")

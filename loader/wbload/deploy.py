@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import redis
 
@@ -12,7 +13,8 @@ from .gears_errors import recipe_line, traceback_lines
 from .plan import Action, Plan, plan_deploy
 from .registrations import WriteBehind, read_registrations, unregister, write_behinds
 from .render import RenderedRecipe
-from .requirements import installed_requirements
+from .requirements import import_requirements, installed_requirements
+from .streams import backlog
 
 
 @dataclass(frozen=True)
@@ -22,12 +24,26 @@ class DeployOutcome:
     plan: Plan
     registered: WriteBehind | None
     seconds: float
+    imported: list[str] = field(default_factory=list)
 
 
 def plan(client: redis.Redis, rendered: RenderedRecipe, force: bool = False) -> Plan:
     """The plan for `rendered` against what `client`'s server has registered and installed."""
     return plan_deploy(rendered, read_registrations(client), force=force,
                        installed=installed_requirements(client))
+
+
+def eviction_warning(client: redis.Redis) -> str | None:
+    """A warning when Redis may evict any key, the write-behind's streams included."""
+    try:
+        policy = str((client.config_get("maxmemory-policy") or {}).get("maxmemory-policy", ""))
+    except redis.ResponseError:  # CONFIG renamed or denied by an ACL: nothing to say
+        return None
+    if not policy.startswith("allkeys-"):
+        return None
+    return (f"warning: Redis' maxmemory-policy is {policy}: under memory pressure it can evict "
+            "a write-behind stream with the changes waiting in it; use noeviction or a "
+            "volatile-* policy")
 
 
 def pyexecute_args(rendered: RenderedRecipe) -> list[str]:
@@ -38,14 +54,56 @@ def pyexecute_args(rendered: RenderedRecipe) -> list[str]:
     return args
 
 
-def apply(client: redis.Redis, deploy_plan: Plan) -> DeployOutcome:
-    """Execute `deploy_plan`; raise Refused/DeployFailed, leaving nothing half-registered."""
+def apply(client: redis.Redis, deploy_plan: Plan, secret: tuple[str, str] | None = None,
+          requirements_from: Path | None = None) -> DeployOutcome:
+    """Execute `deploy_plan`; raise Refused/DeployFailed, leaving nothing half-registered.
+
+    Only a plan that sends the recipe imports `requirements_from` and stores `secret` (key,
+    Mongo URL); the secret's old value is put back if the recipe does not register.
+    """
     started = time.monotonic()
-    rendered = deploy_plan.rendered
     if deploy_plan.action is Action.REFUSE:
         raise Refused(deploy_plan.reason)
     if not deploy_plan.sends_recipe:
         return DeployOutcome(deploy_plan, deploy_plan.current, 0.0)
+    _refuse_replacing_a_backlog(client, deploy_plan)
+    imported = import_requirements(client, requirements_from) if requirements_from else []
+    previous_secret = client.get(secret[0]) if secret else None
+    if secret:
+        client.set(*secret)
+    try:
+        registered = _push(client, deploy_plan)
+    except BaseException:
+        if secret:
+            _restore(client, secret[0], previous_secret)
+        raise
+    return DeployOutcome(deploy_plan, registered, time.monotonic() - started, imported)
+
+
+def _refuse_replacing_a_backlog(client: redis.Redis, deploy_plan: Plan) -> None:
+    """A replace unregisters the StreamReader first: refuse while its stream has changes
+    waiting, which nothing would write then."""
+    for registration in deploy_plan.unregister_first:
+        waiting = backlog(client, registration.stream_pattern)
+        if registration.reader == "StreamReader" and waiting:
+            raise Refused(
+                f"{deploy_plan.rendered.name} {registration.version or '?'} still has "
+                f"{waiting} change(s) waiting in its stream, which replacing it now would "
+                "leave unwritten; stop the writes or wait until `wbload status` shows its "
+                "backlog at 0, then deploy again (or bump VERSION: an upgrade drains first)"
+            )
+
+
+def _restore(client: redis.Redis, key: str, value: object) -> None:
+    if value is None:
+        client.delete(key)
+    else:
+        client.set(key, value)  # type: ignore[arg-type]
+
+
+def _push(client: redis.Redis, deploy_plan: Plan) -> WriteBehind:
+    """RG.PYEXECUTE the recipe; the write-behind it registered, or raise."""
+    rendered = deploy_plan.rendered
     for registration in deploy_plan.unregister_first:
         unregister(client, registration)
     try:
@@ -66,7 +124,7 @@ def apply(client: redis.Redis, deploy_plan: Plan) -> DeployOutcome:
             "not register its readers (a KeysReader, and a StreamReader for write-behind); "
             "check that it calls JSONWriteBehind or JSONWriteThrough with NAME and VERSION"
         )
-    return DeployOutcome(deploy_plan, registered, time.monotonic() - started)
+    return registered
 
 
 def _remove_half_registered(client: redis.Redis, rendered: RenderedRecipe) -> None:

@@ -14,19 +14,23 @@ from .streams import entries
 ORIGINAL_KEY_FIELD = "_original_key"
 
 # Rewrite each key as it is, so the write-behind's KeysReader queues its current state; a key
-# that is gone is created empty and deleted, so it queues a delete. Atomic per call: no app
-# write can fall between reading a document and rewriting it.
+# that is gone is created empty and deleted, so it queues a delete; a key of another type (a
+# Redis OM index, a plain string) is left alone and returned. Atomic per call: no app write
+# can fall between reading a document and rewriting it.
 _TOUCH = """
+local skipped = {}
 for _, key in ipairs(KEYS) do
-  local document = redis.call('JSON.GET', key)
-  if document then
-    redis.call('JSON.SET', key, '$', document)
-  else
+  local kind = redis.call('TYPE', key)['ok']
+  if kind == 'ReJSON-RL' then
+    redis.call('JSON.SET', key, '$', redis.call('JSON.GET', key))
+  elseif kind == 'none' then
     redis.call('JSON.SET', key, '$', '{}')
     redis.call('DEL', key)
+  else
+    skipped[#skipped + 1] = key
   end
 end
-return #KEYS
+return {#KEYS - #skipped, skipped}
 """
 
 
@@ -58,21 +62,32 @@ def resync_prefix(client: redis.Redis, name: str) -> str:
     return wb.key_prefix
 
 
-def resync(client: redis.Redis, name: str, keys: Iterable[str], chunk: int = 100) -> int:
-    """Queue the current state of `keys` through write-behind `name`; returns how many."""
+def resync(client: redis.Redis, name: str, keys: Iterable[str], chunk: int = 100,
+           skipped: list[str] | None = None) -> int:
+    """Queue the current state of `keys` through write-behind `name`; returns how many.
+
+    Keys that are neither JSON documents nor gone are left alone, and added to `skipped`.
+    """
     prefix = f"{resync_prefix(client, name)}:"
     touch = client.register_script(_TOUCH)
     total = 0
     batch: list[str] = []
+
+    def send() -> int:
+        count, left_alone = touch(keys=batch)
+        if skipped is not None:
+            skipped.extend(str(key) for key in left_alone)
+        return int(count)
+
     for key in keys:
         if not key.startswith(prefix):
             raise UsageError(f"{key!r} is not under {name}'s key prefix {prefix!r}")
         batch.append(key)
         if len(batch) == chunk:
-            total += int(touch(keys=batch))
+            total += send()
             batch = []
     if batch:
-        total += int(touch(keys=batch))
+        total += send()
     return total
 
 
