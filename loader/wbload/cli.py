@@ -34,7 +34,7 @@ from .requirements import (
 )
 from .resync import keys_with_prefix, resync, resync_prefix, resync_stream
 from .server import ready_client
-from .status import WriteBehindStatus, collect_status
+from .status import ReaderStatus, WriteBehindStatus, collect_status
 from .undeploy import undeploy
 from .verify import Step, mongo_url_for, verify
 
@@ -227,9 +227,24 @@ def status_command(target: RedisTarget, as_json: bool) -> None:
         if s.dead_letters:
             click.echo(f"{s.name}: {s.dead_letters} change(s) rejected by Mongo, kept in "
                        f"{s.dead_letter_stream} (wbload dlq list {s.name})")
+        if s.dead_letters_trimmed:
+            click.echo(f"{s.name}: {s.dead_letters_trimmed} older dead letter(s) trimmed from "
+                       f"{s.dead_letter_stream} (its bound: the recipe's DEAD_LETTER_MAXLEN)")
     for stream, waiting in report.orphan_streams.items():
         click.echo(f"orphan stream {stream}: {waiting} change(s) no registered reader will "
                    f"write (wbload resync NAME --stream {stream})")
+
+
+def _backlog(reader: ReaderStatus) -> str:
+    """Changes waiting and what they cost in Redis memory: `1200 (350 KiB)`."""
+    if reader.backlog is None:
+        return ""
+    size = reader.backlog_bytes or 0
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            break
+        size //= 1024
+    return f"{reader.backlog} ({size} {unit})"
 
 
 def _status_table(statuses: list[WriteBehindStatus]) -> str:
@@ -244,7 +259,7 @@ def _status_table(statuses: list[WriteBehindStatus]) -> str:
                 s.name if first else "", (s.version or "-") if first else "",
                 f"{s.key_prefix}:*" if first and s.key_prefix else "",
                 label, r.mode, str(r.triggered), str(r.success), str(r.failures),
-                str(r.aborted), "" if r.backlog is None else str(r.backlog),
+                str(r.aborted), _backlog(r),
                 r.last_error or "-",
             ])
         if not s.complete:
@@ -334,21 +349,26 @@ def dlq_group() -> None:
 @dlq_group.command("list", epilog=EXIT_CODES)
 @click.argument("name")
 @redis_options
-@click.option("--count", type=click.IntRange(min=1), help="Show at most this many.")
+@click.option("--count", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Show at most this many.")
+@click.option("--after", metavar="ID", help="Start after this dead letter (the next page).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def dlq_list(name: str, target: RedisTarget, count: int | None, as_json: bool) -> None:
-    """Show write-behind NAME's dead letters, oldest first."""
-    letters = list_dead_letters(ready_client(target), name, count)
+def dlq_list(name: str, target: RedisTarget, count: int, after: str | None,
+             as_json: bool) -> None:
+    """Show write-behind NAME's dead letters, oldest first, a page at a time."""
+    letters = list_dead_letters(ready_client(target), name, count + 1, after)
+    more, letters = len(letters) > count, letters[:count]
     if as_json:
         click.echo(json.dumps([asdict(letter) for letter in letters], indent=2))
-        return
-    if not letters:
-        click.echo(f"{name}: no dead letters")
-        return
-    rows = [["ID", "KEY", "OP", "ERROR", "DOCUMENT"]]
-    rows += [[d.id, d.key, d.operation, one_line(d.error, 80) or "", _clip(d.document, 60)]
-             for d in letters]
-    click.echo(_table(rows))
+    elif not letters:
+        click.echo(f"{name}: no dead letters" + (f" after {after}" if after else ""))
+    else:
+        rows = [["ID", "KEY", "OP", "ERROR", "DOCUMENT"]]
+        rows += [[d.id, d.key, d.operation, one_line(d.error, 80) or "", _clip(d.document, 60)]
+                 for d in letters]
+        click.echo(_table(rows))
+    if more:
+        click.echo(f"{name}: more dead letters: --after {letters[-1].id}", err=True)
 
 
 @dlq_group.command("retry", epilog=EXIT_CODES)

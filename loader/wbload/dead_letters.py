@@ -13,6 +13,8 @@ from .resync import resync
 from .streams import entries
 
 DEFAULT_STREAM = "wbload:dead-letter:{name}"
+TRIMMED_SUFFIX = ":trimmed"  # the sink's count of dead letters trimmed from the stream
+DROP_CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -40,8 +42,10 @@ def dead_letter_stream(client: redis.Redis, name: str) -> str:
     return stream
 
 
-def list_dead_letters(client: redis.Redis, name: str, count: int | None = None) -> list[DeadLetter]:
-    """The rejected changes of `name`, oldest first."""
+def list_dead_letters(client: redis.Redis, name: str, count: int | None = None,
+                      after: str | None = None) -> list[DeadLetter]:
+    """The rejected changes of `name`, oldest first; with `after`, those after that id."""
+    start = f"({after}" if after else "-"
     return [
         DeadLetter(
             id=entry_id,
@@ -51,7 +55,7 @@ def list_dead_letters(client: redis.Redis, name: str, count: int | None = None) 
             error=fields.get("error", ""),
             time=fields.get("time", ""),
         )
-        for entry_id, fields in entries(client, dead_letter_stream(client, name), count=count)
+        for entry_id, fields in entries(client, dead_letter_stream(client, name), start, count)
     ]
 
 
@@ -69,6 +73,8 @@ def purge_dead_letters(client: redis.Redis, name: str, ids: Sequence[str] = ()) 
     """Drop dead letters (all, or those with `ids`); returns how many."""
     letters = _chosen(client, name, ids)
     _drop(client, name, [letter.id for letter in letters])
+    if not ids:
+        client.delete(dead_letter_stream(client, name) + TRIMMED_SUFFIX)
     return len(letters)
 
 
@@ -84,5 +90,6 @@ def _chosen(client: redis.Redis, name: str, ids: Sequence[str]) -> list[DeadLett
 
 
 def _drop(client: redis.Redis, name: str, ids: list[str]) -> None:
-    if ids:
-        client.xdel(dead_letter_stream(client, name), *ids)
+    stream = dead_letter_stream(client, name)
+    for start in range(0, len(ids), DROP_CHUNK):
+        client.xdel(stream, *ids[start : start + DROP_CHUNK])

@@ -8,7 +8,9 @@ import redis
 
 from .gears_errors import one_line
 from .registrations import Registration, WriteBehind, read_registrations, write_behinds
-from .streams import backlog, orphan_streams
+from .streams import backlog, backlog_bytes, orphan_streams
+
+TRIMMED_SUFFIX = ":trimmed"  # the sink counts dead letters trimmed away in <stream>:trimmed
 
 
 @dataclass(frozen=True)
@@ -25,13 +27,13 @@ class ReaderStatus:
     aborted: int
     last_error: str | None
     backlog: int | None = None  # StreamReaders only
+    backlog_bytes: int | None = None
 
     @classmethod
     def of(cls, client: redis.Redis, registration: Registration) -> ReaderStatus:
-        waiting = (
-            backlog(client, registration.stream_pattern)
-            if registration.reader == "StreamReader" else None
-        )
+        streams = registration.reader == "StreamReader"
+        waiting = backlog(client, registration.stream_pattern) if streams else None
+        size = backlog_bytes(client, registration.stream_pattern) if streams else None
         return cls(
             id=registration.id,
             reader=registration.reader,
@@ -43,6 +45,7 @@ class ReaderStatus:
             aborted=registration.aborted,
             last_error=one_line(registration.last_error),
             backlog=waiting,
+            backlog_bytes=size,
         )
 
 
@@ -59,7 +62,9 @@ class WriteBehindStatus:
     draining: list[ReaderStatus] = field(default_factory=list)
     dead_letter_stream: str | None = None
     dead_letters: int = 0
+    dead_letters_trimmed: int = 0  # dropped from the bounded dead-letter stream
     complete: bool = True
+    backlog_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -91,9 +96,12 @@ def status_of(client: redis.Redis, wb: WriteBehind) -> WriteBehindStatus:
         key_prefix=wb.key_prefix,
         stream=stream_reader.stream_pattern if stream_reader else None,
         backlog=sum(r.backlog or 0 for r in readers),
+        backlog_bytes=sum(r.backlog_bytes or 0 for r in readers),
         readers=readers,
         draining=[ReaderStatus.of(client, r) for r in wb.draining],
         dead_letter_stream=dead_letter,
         dead_letters=int(client.xlen(dead_letter)) if dead_letter else 0,
+        dead_letters_trimmed=int(client.get(dead_letter + TRIMMED_SUFFIX) or 0)
+        if dead_letter else 0,
         complete=wb.complete,
     )

@@ -35,6 +35,17 @@ def backlog(client: redis.Redis, pattern: str | None) -> int:
         return sum(int(n) for n in pipe.execute())
 
 
+def backlog_bytes(client: redis.Redis, pattern: str | None) -> int:
+    """What the streams matching `pattern` cost in Redis memory (MEMORY USAGE, sampled)."""
+    keys = stream_keys(client, pattern) if pattern else []
+    if not keys:
+        return 0
+    with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.memory_usage(key)
+        return sum(int(n or 0) for n in pipe.execute())
+
+
 WRITE_BEHIND_STREAMS = "_*-stream-*"  # rgsync's stream names: _<table>-stream-<uuid>-{tag}
 
 

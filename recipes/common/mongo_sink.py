@@ -200,8 +200,21 @@ class MongoSink(object):
         try:
             collection.create_index([(self.key_field, 1)], unique=True)
         except OperationFailure as e:
-            raise Exception(_index_refused(self.collection_name, self.key_field, e))
+            duplicate = None if e.code in _INDEX_CONFLICTS else self._a_duplicate(collection)
+            raise Exception(_index_refused(self.collection_name, self.key_field, e, duplicate))
         self._indexed = True
+
+    def _a_duplicate(self, collection):
+        """A key value two documents share, or None (only asked once the index was refused)."""
+        try:
+            found = list(collection.aggregate([
+                {'$group': {'_id': '$' + self.key_field, 'n': {'$sum': 1}}},
+                {'$match': {'n': {'$gt': 1}}},
+                {'$limit': 1},
+            ]))
+        except Exception:  # the refusal itself is reported; this only adds an example
+            return None
+        return found[0]['_id'] if found else None
 
     def _change(self, value, dataKey):
         """(key id, op, document or None, stream value) for one stream entry; None for a
@@ -356,13 +369,14 @@ def _last_change_per_key(changes):
     return [change for position, change in enumerate(changes) if last[change[0]] == position]
 
 
-def _index_refused(collection, key_field, error):
+def _index_refused(collection, key_field, error, duplicate=None):
     """One line: why Mongo refused the unique index, and what to do."""
     code = getattr(error, 'code', None)
-    if code == _DUPLICATE_KEY:
-        return ('Mongo refused the unique index on %s.%s: documents share a %s (%s); delete '
+    if code == _DUPLICATE_KEY or duplicate is not None:
+        example = '' if duplicate is None else ' (e.g. %s)' % json.dumps(duplicate, default=str)
+        return ('Mongo refused the unique index on %s.%s: documents share a %s%s; delete '
                 'the duplicates (keep one per %s), the waiting changes are written after'
-                % (collection, key_field, key_field, _first_line(error), key_field))
+                % (collection, key_field, key_field, example, key_field))
     if code in _INDEX_CONFLICTS:
         return ('Mongo refused the unique index on %s.%s: an index on %s exists without '
                 'unique (%s); drop it, the sink creates the unique one'

@@ -59,6 +59,9 @@ class FakeCollection:
         if self.index_fails_with:
             raise self.index_fails_with.pop(0)
 
+    def aggregate(self, pipeline: list) -> list:
+        return [{"_id": "7", "n": 2}]
+
 
 @pytest.fixture
 def gears(monkeypatch: pytest.MonkeyPatch) -> FakeGears:
@@ -225,6 +228,7 @@ def test_duplicates_refuse_the_index_in_one_line_and_nothing_is_written(
         sink.WriteData([upsert("1", {"v": 1})], "redisgears")
     message = str(refused.value)
     assert "\n" not in message and "duplicate" in message and "keep one per movieId" in message
+    assert 'share a movieId (e.g. "7")' in message
     assert collection.calls == [] and gears.xadds() == []
     sink.WriteData([upsert("1", {"v": 1})], "redisgears")  # duplicates removed: next retry
     assert len(collection.calls) == 1 and len(collection.indexes) == 2
