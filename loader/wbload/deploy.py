@@ -10,11 +10,11 @@ import redis
 
 from .errors import DeployFailed, RedisUnreachable, Refused
 from .gears_errors import recipe_line, traceback_lines
+from .handover import replace
 from .plan import Action, Plan, plan_deploy
 from .registrations import WriteBehind, read_registrations, unregister, write_behinds
 from .render import RenderedRecipe
 from .requirements import import_requirements, installed_requirements
-from .streams import backlog
 
 
 @dataclass(frozen=True)
@@ -66,32 +66,20 @@ def apply(client: redis.Redis, deploy_plan: Plan, secret: tuple[str, str] | None
         raise Refused(deploy_plan.reason)
     if not deploy_plan.sends_recipe:
         return DeployOutcome(deploy_plan, deploy_plan.current, 0.0)
-    _refuse_replacing_a_backlog(client, deploy_plan)
     imported = import_requirements(client, requirements_from) if requirements_from else []
     previous_secret = client.get(secret[0]) if secret else None
     if secret:
         client.set(*secret)
     try:
-        registered = _push(client, deploy_plan)
+        if deploy_plan.action is Action.REPLACE and deploy_plan.current is not None:
+            registered = replace(client, deploy_plan, lambda: _push(client, deploy_plan))
+        else:
+            registered = _push(client, deploy_plan)
     except BaseException:
         if secret:
             _restore(client, secret[0], previous_secret)
         raise
     return DeployOutcome(deploy_plan, registered, time.monotonic() - started, imported)
-
-
-def _refuse_replacing_a_backlog(client: redis.Redis, deploy_plan: Plan) -> None:
-    """A replace unregisters the StreamReader first: refuse while its stream has changes
-    waiting, which nothing would write then."""
-    for registration in deploy_plan.unregister_first:
-        waiting = backlog(client, registration.stream_pattern)
-        if registration.reader == "StreamReader" and waiting:
-            raise Refused(
-                f"{deploy_plan.rendered.name} {registration.version or '?'} still has "
-                f"{waiting} change(s) waiting in its stream, which replacing it now would "
-                "leave unwritten; stop the writes or wait until `wbload status` shows its "
-                "backlog at 0, then deploy again (or bump VERSION: an upgrade drains first)"
-            )
 
 
 def _restore(client: redis.Redis, key: str, value: object) -> None:
