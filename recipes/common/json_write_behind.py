@@ -56,6 +56,8 @@ class JSONWriteBehind(RGJSONWriteBehind):
         id_start = len(keysPrefix) + 1
 
         def append_change(record):
+            if record.get('event') == 'keymiss':  # a read that missed: nothing changed
+                return
             key = record['key']
             stream = get_stream_name(table)  # per call: the hashtag is the executing shard's
             try:

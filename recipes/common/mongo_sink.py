@@ -41,6 +41,8 @@ OP_DELETE = '~'
 ORIGINAL_KEY_FIELD = '_original_key'
 EVENT_FIELD = '_event'
 HOUSEKEEPING_EVENTS = frozenset(['expired', 'evicted'])
+# Not a change at all: a read of a missing key (RedisGears' KeysReader sees those too).
+READ_EVENTS = frozenset(['keymiss'])
 TRIMMED_SUFFIX = ':trimmed'
 _DUPLICATE_KEY = 11000
 _INDEX_CONFLICTS = frozenset([85, 86])  # IndexOptionsConflict, IndexKeySpecsConflict
@@ -225,7 +227,10 @@ class MongoSink(object):
             raise RejectedChange('not a write-behind change (no %r or no operation)'
                                  % self.key_field)
         if op == OP_DELETE:
-            if value.get(EVENT_FIELD) in HOUSEKEEPING_EVENTS and not self.delete_on_expiry:
+            event = value.get(EVENT_FIELD)
+            if event in READ_EVENTS:
+                return None
+            if event in HOUSEKEEPING_EVENTS and not self.delete_on_expiry:
                 return None  # Redis dropped its copy; the system of record keeps the document
             return key_id, op, None, value
         if value.get('_error'):

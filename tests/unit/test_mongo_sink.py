@@ -198,7 +198,7 @@ def test_dead_letter_stream_is_trimmed_and_the_trimmed_counted(
 
 def test_expiry_and_eviction_do_not_delete_unless_asked(sink_module: types.ModuleType) -> None:
     batch = [upsert("1", {"v": 1}), delete("1", "expired"), delete("2", "evicted"),
-             delete("3", "del"), delete("4")]
+             delete("3", "del"), delete("4"), delete("1", "keymiss")]
     collection = FakeCollection()
     make_sink(sink_module, collection).WriteData(batch, "redisgears")
     assert collection.calls == [[ReplaceOne({"movieId": "1"}, {"v": 1, "movieId": "1"},
