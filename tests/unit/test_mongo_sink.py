@@ -234,6 +234,14 @@ def test_duplicates_refuse_the_index_in_one_line_and_nothing_is_written(
     assert len(collection.calls) == 1 and len(collection.indexes) == 2
 
 
+def test_a_refusal_without_e11000_still_names_the_duplicates(
+        sink_module: types.ModuleType) -> None:
+    refused = OperationFailure("UNIQUE constraint failed: index 'idx_movies_movieId'", 8)
+    collection = FakeCollection(index_fails_with=[refused])
+    with pytest.raises(Exception, match=r'documents share a movieId \(e.g. "7"\); delete'):
+        make_sink(sink_module, collection).WriteData([upsert("1", {"v": 1})], "redisgears")
+
+
 @pytest.mark.parametrize(("url", "expected"), [
     ("mongodb://h:1", {"w": "majority", "wtimeout": 15000}),
     ("mongodb://h:1/?wtimeoutMS=100", {"w": "majority", "wtimeout": 100}),
