@@ -14,7 +14,9 @@ KEY_PREFIX = 'MovieEntity'
 THROUGH_PREFIX = '__'
 NAME = 'MoviesWriteThrough'
 VERSION = '1.0.0'
-# Redis waits for Mongo on every write-through write: fail fast when Mongo is away.
+# Redis waits for Mongo on every write-through write: connecting and reading a reply each
+# give up after this long (the majority acknowledgement after half). Too small and a slow
+# Mongo fails writes; too large and Redis is blocked that long whenever Mongo is away.
 MONGO_TIMEOUT_MS = 1000
 
 REQUIREMENTS = ['pymongo==4.7.3']
@@ -24,7 +26,7 @@ from common.json_write_through import JSONWriteThrough  # noqa: E402
 from common.mongo_sink import MongoSink  # noqa: E402
 
 movies = MongoSink(MONGO_URL, MONGO_DATABASE, MONGO_COLLECTION, KEY_FIELD,
-                   timeout_ms=MONGO_TIMEOUT_MS)
+                   timeout_ms=MONGO_TIMEOUT_MS, socket_timeout_ms=MONGO_TIMEOUT_MS)
 
 # --- registration --------------------------------------------------------------------------
 JSONWriteThrough(GB, keysPrefix=KEY_PREFIX, connector=movies, name=NAME, version=VERSION,  # noqa: F821

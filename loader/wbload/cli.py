@@ -17,7 +17,7 @@ import redis
 from . import __version__
 from .connection import RedisTarget
 from .dead_letters import list_dead_letters, purge_dead_letters, retry_dead_letters
-from .deploy import apply, plan, pyexecute_args
+from .deploy import apply, eviction_warning, plan, pyexecute_args
 from .drain import Draining, wait_for_drain
 from .errors import (
     EXIT_CODE_HELP,
@@ -41,9 +41,9 @@ from .requirements import (
     install_requirements,
     write_order,
 )
-from .resync import keys_with_prefix, resync, resync_prefix, resync_stream
+from .resync import ResyncOutcome, keys_with_prefix, resync, resync_prefix, resync_stream
 from .server import ready_deployment
-from .status import StatusReport, WriteBehindStatus, collect_status
+from .status import ReaderStatus, StatusReport, WriteBehindStatus, collect_status
 from .topology import Deployment, refresh
 from .undeploy import undeploy
 from .verify import Step, mongo_url_for, verify
@@ -187,11 +187,11 @@ def deploy_command(recipes: Sequence[str], mongo_url: str | None, params: Sequen
     rendered_recipes = render_recipes(recipes, mongo_url, params, secret_key)
     deployment = ready_deployment(target, wait=wait, primary=True)
     deployment.require_gears_ready()
-    if requirements_from and not dry_run:
-        for name in _import_everywhere(deployment, Path(requirements_from)):
-            click.echo(f"{name}: imported", err=True)
-    if secret_key and mongo_url and not dry_run:
-        store_secret(deployment, secret_key, mongo_url)
+    secret = (secret_key, mongo_url) if secret_key and mongo_url else None
+    to_import = Path(requirements_from) if requirements_from else None
+    warning = eviction_warning(deployment)
+    if warning:
+        click.echo(f"wbload: {warning}", err=True)
     for rendered in rendered_recipes:
         deploy_plan = plan(deployment, rendered, force=force)
         what = f"{rendered.name} {rendered.version}"
@@ -202,10 +202,17 @@ def deploy_command(recipes: Sequence[str], mongo_url: str | None, params: Sequen
             continue
         if deploy_plan.action is Action.UP_TO_DATE:
             click.echo(f"{what}: up to date (nothing sent)")
+            if secret or to_import:
+                click.echo(f"{what}: nothing deployed, so --secret-key and --requirements-from "
+                           "were not used (to rotate the Mongo URL, SET the key itself)",
+                           err=True)
         else:
             if deploy_plan.sends_recipe:
                 click.echo(f"{what}: {deploy_plan.action.value} ({deploy_plan.reason}) ...")
-            outcome = apply(deployment, deploy_plan)
+            outcome = apply(deployment, deploy_plan, secret, to_import)
+            for name in outcome.imported:
+                click.echo(f"{name}: imported", err=True)
+            to_import = None
             ids = ", ".join(f"{r.reader} {r.id}" for r in outcome.registered.current) \
                 if outcome.registered else ""
             click.echo(f"{what}: registered in {outcome.seconds:.1f}s ({ids})")
@@ -252,6 +259,9 @@ def _print_status(report: StatusReport, by_shard: bool) -> None:
         if s.dead_letters:
             click.echo(f"{s.name}: {s.dead_letters} change(s) rejected by Mongo, kept in "
                        f"{s.dead_letter_stream} (wbload dlq list {s.name})")
+        if s.dead_letters_trimmed:
+            click.echo(f"{s.name}: {s.dead_letters_trimmed} older dead letter(s) trimmed from "
+                       f"{s.dead_letter_stream} (its bound: the recipe's DEAD_LETTER_MAXLEN)")
     for stream, waiting in report.orphan_streams.items():
         click.echo(f"orphan stream {stream}: {waiting} change(s) no registered reader will "
                    f"write (wbload resync NAME --stream {stream})")
@@ -266,6 +276,18 @@ def _warn_or_fail(warnings: Sequence[str], errors: Sequence[str],
         click.echo(f"wbload: error: {line}", err=True)
     if errors:
         raise error(errors[-1])
+
+
+def _backlog(reader: ReaderStatus) -> str:
+    """Changes waiting and what they cost in Redis memory: `1200 (350 KiB)`."""
+    if reader.backlog is None:
+        return ""
+    size = reader.backlog_bytes or 0
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            break
+        size //= 1024
+    return f"{reader.backlog} ({size} {unit})"
 
 
 def _status_table(statuses: list[WriteBehindStatus], by_shard: bool = False) -> str:
@@ -284,8 +306,7 @@ def _status_table(statuses: list[WriteBehindStatus], by_shard: bool = False) -> 
                     s.name if first else where, (s.version or "-") if first else "",
                     f"{s.key_prefix}:*" if first and s.key_prefix else "",
                     label, r.mode, str(r.triggered), str(r.success), str(r.failures),
-                    str(r.aborted), "" if r.backlog is None else str(r.backlog),
-                    r.last_error or "-",
+                    str(r.aborted), _backlog(r), r.last_error or "-",
                 ])
                 first = False
         if not s.complete:
@@ -445,23 +466,26 @@ def dlq_group() -> None:
 @dlq_group.command("list", epilog=EXIT_CODES)
 @click.argument("name")
 @redis_options
-@click.option("--count", type=click.IntRange(min=1), help="Show at most this many.")
-@click.option("--after", metavar="ID", help="Only those after this id (the next page).")
+@click.option("--count", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Show at most this many.")
+@click.option("--after", metavar="ID", help="Start after this dead letter (the next page).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def dlq_list(name: str, target: RedisTarget, count: int | None, after: str | None,
+def dlq_list(name: str, target: RedisTarget, count: int, after: str | None,
              as_json: bool) -> None:
-    """Show write-behind NAME's dead letters, oldest first."""
-    letters = list_dead_letters(ready_deployment(target), name, count, after)
+    """Show write-behind NAME's dead letters, oldest first, a page at a time."""
+    letters = list_dead_letters(ready_deployment(target), name, count + 1, after)
+    more, letters = len(letters) > count, letters[:count]
     if as_json:
         click.echo(json.dumps([asdict(letter) for letter in letters], indent=2))
-        return
-    if not letters:
-        click.echo(f"{name}: no dead letters")
-        return
-    rows = [["ID", "KEY", "OP", "ERROR", "DOCUMENT"]]
-    rows += [[d.id, d.key, d.operation, one_line(d.error, 80) or "", _clip(d.document, 60)]
-             for d in letters]
-    click.echo(_table(rows))
+    elif not letters:
+        click.echo(f"{name}: no dead letters" + (f" after {after}" if after else ""))
+    else:
+        rows = [["ID", "KEY", "OP", "ERROR", "DOCUMENT"]]
+        rows += [[d.id, d.key, d.operation, one_line(d.error, 80) or "", _clip(d.document, 60)]
+                 for d in letters]
+        click.echo(_table(rows))
+    if more:
+        click.echo(f"{name}: more dead letters: --after {letters[-1].id}", err=True)
 
 
 @dlq_group.command("retry", epilog=EXIT_CODES)
@@ -504,16 +528,19 @@ def resync_command(name: str, target: RedisTarget, streams: Sequence[str],
     if all_keys:
         prefix = resync_prefix(deployment, name)
         outcome = resync(deployment, name, keys_with_prefix(deployment, prefix))
-        click.echo(f"{name}: resynced {outcome.queued} key(s) under {prefix}:"
-                   + _skipped(outcome.skipped))
+        click.echo(f"{name}: resynced {outcome.queued} key(s) under {prefix}:")
+        _say_skipped(name, prefix, outcome)
     for stream in streams:
         outcome = resync_stream(deployment, name, stream)
-        click.echo(f"{name}: resynced {outcome.queued} key(s) from {stream}, which is deleted"
-                   + _skipped(outcome.skipped))
+        click.echo(f"{name}: resynced {outcome.queued} key(s) from {stream}, which is deleted")
+        _say_skipped(name, stream, outcome)
 
 
-def _skipped(count: int) -> str:
-    return (f"; skipped {count} key(s) that are not JSON documents" if count else "")
+def _say_skipped(name: str, where: str, outcome: ResyncOutcome) -> None:
+    if outcome.skipped:
+        sample = ", ".join(outcome.skipped[:3]) + (", ..." if len(outcome.skipped) > 3 else "")
+        click.echo(f"{name}: skipped {len(outcome.skipped)} key(s) of {where} that are not "
+                   f"JSON documents ({sample})", err=True)
 
 
 @main.command("undeploy", epilog=EXIT_CODES)
@@ -527,15 +554,6 @@ def undeploy_command(name: str, target: RedisTarget) -> None:
         click.echo(f"{name}: {outcome.waiting} change(s) were still waiting; kept in "
                    f"{', '.join(outcome.kept_streams)} (not yet written to Mongo)",
                    err=True)
-
-
-def store_secret(deployment: Deployment, key: str, url: str) -> None:
-    """Store the Mongo URL where the sink reads it: `key` itself, and on a cluster a copy per
-    shard (`key{<hashtag>}`), since recipe code can read only its own shard's keys."""
-    deployment.keyed(key).set(key, url)
-    if deployment.is_cluster:
-        for shard in deployment.shards:
-            shard.client.set(shard.tagged(key), url)
 
 
 def _drain_progress(name: str) -> Callable[[list[Draining]], None]:

@@ -18,6 +18,7 @@ from .topology import Deployment, Shard
 
 DEFAULT_STREAM = "wbload:dead-letter:{name}"
 CHUNK = 1000
+TRIMMED_SUFFIX = ":trimmed"  # the sink's count of dead letters trimmed from a stream
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,9 @@ def purge_dead_letters(deployment: Deployment, name: str, ids: Sequence[str] = (
     """Drop dead letters (all, or those with `ids`); returns how many."""
     letters = _chosen(deployment, name, ids)
     _drop(deployment, letters)
+    if not ids:
+        for shard, stream in _streams(deployment, name):
+            shard.client.delete(stream + TRIMMED_SUFFIX)
     return len(letters)
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import redis
 
 from .errors import DeployFailed, RedisUnreachable, Refused
 from .gears_errors import recipe_line, traceback_lines
+from .handover import replace
 from .plan import Action, Plan, plan_deploy
 from .registrations import (
     WriteBehind,
@@ -18,7 +20,7 @@ from .registrations import (
     write_behind,
 )
 from .render import RenderedRecipe
-from .requirements import installed_requirements
+from .requirements import import_requirements, installed_requirements
 from .topology import Deployment
 
 
@@ -29,6 +31,7 @@ class DeployOutcome:
     plan: Plan
     registered: WriteBehind | None
     seconds: float
+    imported: list[str] = field(default_factory=list)
 
 
 def plan(deployment: Deployment, rendered: RenderedRecipe, force: bool = False) -> Plan:
@@ -39,6 +42,23 @@ def plan(deployment: Deployment, rendered: RenderedRecipe, force: bool = False) 
                        installed=installed)
 
 
+def eviction_warning(deployment: Deployment) -> str | None:
+    """A warning when Redis (any shard) may evict any key, the write-behind's streams
+    included."""
+    for shard in deployment.shards:
+        try:
+            reply = shard.client.config_get("maxmemory-policy") or {}
+        except redis.ResponseError:  # CONFIG renamed or denied by an ACL: nothing to say
+            continue
+        policy = str(reply.get("maxmemory-policy", ""))
+        if policy.startswith("allkeys-"):
+            where = f" on {shard.address}" if deployment.is_cluster else ""
+            return (f"warning: Redis' maxmemory-policy is {policy}{where}: under memory "
+                    "pressure it can evict a write-behind stream with the changes waiting in "
+                    "it; use noeviction or a volatile-* policy")
+    return None
+
+
 def pyexecute_args(rendered: RenderedRecipe) -> list[str]:
     """The arguments of the RG.PYEXECUTE call that deploys `rendered`."""
     args = ["RG.PYEXECUTE", rendered.text]
@@ -47,15 +67,63 @@ def pyexecute_args(rendered: RenderedRecipe) -> list[str]:
     return args
 
 
-def apply(deployment: Deployment, deploy_plan: Plan) -> DeployOutcome:
-    """Execute `deploy_plan`; raise Refused/DeployFailed, leaving nothing half-registered."""
+def apply(deployment: Deployment, deploy_plan: Plan, secret: tuple[str, str] | None = None,
+          requirements_from: Path | None = None) -> DeployOutcome:
+    """Execute `deploy_plan`; raise Refused/DeployFailed, leaving nothing half-registered.
+
+    Only a plan that sends the recipe imports `requirements_from` (on every shard) and stores
+    `secret` (key, Mongo URL); the secret's old value is put back if the recipe does not
+    register.
+    """
     started = time.monotonic()
-    rendered = deploy_plan.rendered
     if deploy_plan.action is Action.REFUSE:
         raise Refused(deploy_plan.reason)
     if not deploy_plan.sends_recipe:
         return DeployOutcome(deploy_plan, deploy_plan.current, 0.0)
     deployment.require_gears_ready()
+    imported: list[str] = []
+    if requirements_from:
+        for shard in deployment.shards:  # Gears keeps requirements per shard
+            imported = import_requirements(shard.client, requirements_from)
+    previous = store_secret(deployment, *secret) if secret else []
+    try:
+        if deploy_plan.action is Action.REPLACE and deploy_plan.current is not None:
+            registered = replace(deployment, deploy_plan,
+                                 lambda: _push(deployment, deploy_plan))
+        else:
+            registered = _push(deployment, deploy_plan)
+    except BaseException:
+        for client, key, value in previous:
+            _restore(client, key, value)
+        raise
+    return DeployOutcome(deploy_plan, registered, time.monotonic() - started, imported)
+
+
+def store_secret(deployment: Deployment, key: str,
+                 url: str) -> list[tuple[redis.Redis, str, object]]:
+    """Store the Mongo URL where the sink reads it: `key` itself, and on a cluster a copy per
+    shard (`key{<hashtag>}`), since recipe code can read only its own shard's keys. Returns
+    what each key held before."""
+    places = [(deployment.keyed(key), key)]
+    if deployment.is_cluster:
+        places += [(shard.client, shard.tagged(key)) for shard in deployment.shards]
+    previous: list[tuple[redis.Redis, str, object]] = [
+        (client, name, client.get(name)) for client, name in places]
+    for client, name in places:
+        client.set(name, url)
+    return previous
+
+
+def _restore(client: redis.Redis, key: str, value: object) -> None:
+    if value is None:
+        client.delete(key)
+    else:
+        client.set(key, value)  # type: ignore[arg-type]
+
+
+def _push(deployment: Deployment, deploy_plan: Plan) -> WriteBehind:
+    """RG.PYEXECUTE the recipe; the write-behind it registered (on every shard), or raise."""
+    rendered = deploy_plan.rendered
     for registration in deploy_plan.unregister_first:
         unregister(deployment, registration)
     try:
@@ -84,7 +152,7 @@ def apply(deployment: Deployment, deploy_plan: Plan) -> DeployOutcome:
             f"{', '.join(missing)} do not list the new readers; run `wbload status`, "
             "`wbload refresh` if it names an unrefreshed node, then deploy again"
         )
-    return DeployOutcome(deploy_plan, registered, time.monotonic() - started)
+    return registered
 
 
 def _has(shard_view: WriteBehind | None, registered: WriteBehind) -> bool:

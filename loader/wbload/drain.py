@@ -35,6 +35,10 @@ def retire_drained(deployment: Deployment, name: str) -> list[Draining]:
     StreamReader once that one's stream is empty; return the StreamReaders still writing."""
     left = []
     for item in draining(deployment, name):
+        # Counted again now: until its KeysReader (listed before it) was unregistered just
+        # above, the older version kept queueing, and a stale 0 would strand those changes.
+        item = Draining(item.registration,
+                        total_backlog(deployment, item.registration.stream_pattern))
         if item.waiting:
             left.append(item)
             continue

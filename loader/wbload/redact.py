@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 MASK = "****"
 
@@ -30,8 +31,13 @@ def url_password(url: str) -> str | None:
 
 
 def redact(text: str, secrets: Sequence[str | None]) -> str:
-    """`text` with every non-empty secret replaced by ****."""
+    """`text` with every non-empty secret replaced by **** where it stands as a URL's
+    password (`scheme://user:<secret>@`, percent-encoded or not); elsewhere a short
+    password would mask parts of ordinary words."""
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
+        if not secret:
+            continue
+        for variant in dict.fromkeys([secret, unquote(secret), quote(unquote(secret), safe="")]):
+            pattern = r"(://[^\s/:@'\"]*:)" + re.escape(variant) + "(@)"
+            text = re.sub(pattern, lambda m: m.group(1) + MASK + m.group(2), text)
     return text

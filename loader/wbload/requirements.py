@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 from .errors import DeployFailed, UsageError
-
-_PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;,]+)\s*$")
 
 
 @dataclass(frozen=True)
@@ -45,27 +44,44 @@ def requirement_users(client: redis.Redis) -> dict[str, list[str]]:
     return users
 
 
+def parse(requirement: str) -> Requirement | None:
+    """`requirement` as pip reads it (extras, markers, any specifier); None if pip could not."""
+    try:
+        return Requirement(requirement)
+    except InvalidRequirement:
+        return None
+
+
 def pin(requirement: str) -> tuple[str, str] | None:
-    """`('pymongo', '4.7.3')` for `pymongo==4.7.3`; None for an unpinned requirement."""
-    match = _PIN.match(requirement)
-    return (normalise(match.group(1)), match.group(2)) if match else None
-
-
-def normalise(package: str) -> str:
-    return re.sub(r"[-_.]+", "-", package).lower()
+    """`('pymongo', '4.7.3')` for `pymongo==4.7.3` (also `pymongo[srv]==4.7.3; python_version
+    >= "3"`, `===`); None unless the requirement names exactly one version."""
+    parsed = parse(requirement)
+    specifiers = list(parsed.specifier) if parsed else []
+    if parsed is None or len(specifiers) != 1:
+        return None
+    (specifier,) = specifiers
+    if specifier.operator not in ("==", "===") or specifier.version.endswith("*"):
+        return None
+    return canonicalize_name(parsed.name), specifier.version
 
 
 def version_changes(
     wanted: list[str], installed: list[InstalledRequirement]
 ) -> list[tuple[str, str, str]]:
-    """(package, installed version, wanted version) for each pin that would change a package
-    the server already pinned: a running Gears cannot swap a loaded C extension."""
-    pinned = {p[0]: p[1] for p in (pin(r.name) for r in installed) if p}
-    changes = []
+    """(package, installed version, wanted version or specifier) for each requirement that
+    the version the server pinned does not satisfy: a running Gears cannot swap a loaded C
+    extension."""
+    pinned = dict(p for p in (pin(r.name) for r in installed) if p)
+    changes: list[tuple[str, str, str]] = []
     for requirement in wanted:
-        wanted_pin = pin(requirement)
-        if wanted_pin and wanted_pin[0] in pinned and pinned[wanted_pin[0]] != wanted_pin[1]:
-            changes.append((wanted_pin[0], pinned[wanted_pin[0]], wanted_pin[1]))
+        parsed = parse(requirement)
+        name = canonicalize_name(parsed.name) if parsed else None
+        if parsed is None or name not in pinned or parsed.url:
+            continue
+        old = pinned[name]
+        if not parsed.specifier.contains(old, prereleases=True):
+            exact = pin(requirement)
+            changes.append((name, old, exact[1] if exact else str(parsed.specifier)))
     return changes
 
 

@@ -36,10 +36,10 @@ return 0
 
 @dataclass(frozen=True)
 class ResyncOutcome:
-    """How many keys were queued again, and how many were skipped (not JSON documents)."""
+    """How many keys were queued again, and those skipped (not JSON documents)."""
 
     queued: int
-    skipped: int
+    skipped: list[str]
 
 
 def keys_in_stream(shard: Shard, stream: str, chunk: int = 1000) -> list[str]:
@@ -75,17 +75,17 @@ def resync(deployment: Deployment, name: str, keys: Iterable[str],
     """Queue the current state of `keys` through write-behind `name`, each on its shard."""
     prefix = f"{resync_prefix(deployment, name)}:"
     pending: dict[int, tuple[Shard, list[str]]] = {}
-    queued = skipped = 0
+    queued, skipped = 0, list[str]()
 
     def flush(shard: Shard, batch: list[str]) -> None:
-        nonlocal queued, skipped
+        nonlocal queued
         touch = shard.client.register_script(_TOUCH)
         with shard.client.pipeline(transaction=False) as pipe:
             for key in batch:
                 touch(keys=[key], client=pipe)
             results = [int(n) for n in pipe.execute()]
         queued += sum(results)
-        skipped += len(results) - sum(results)
+        skipped.extend(key for key, done in zip(batch, results) if not done)
         batch.clear()
 
     for key in keys:
@@ -124,13 +124,14 @@ def resync_stream(deployment: Deployment, name: str, stream: str) -> ResyncOutco
             unregister(deployment, registration)
             streams += [(other, other.stream(pattern)) for other in deployment.shards
                         if other.stream(pattern) != stream]
-    queued = skipped = 0
+    queued, skipped = 0, list[str]()
     for owner, name_ in streams:
         if not owner.client.exists(name_):
             continue
         outcome = resync(deployment, name, keys_in_stream(owner, name_))
         owner.client.delete(name_)
-        queued, skipped = queued + outcome.queued, skipped + outcome.skipped
+        queued += outcome.queued
+        skipped += outcome.skipped
     return ResyncOutcome(queued, skipped)
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-from .dead_letters import dead_letter_streams
+from .dead_letters import TRIMMED_SUFFIX, dead_letter_streams
 from .gears_errors import one_line
 from .interpreter import ShardPymongo, check_pins, pinned_pymongo
 from .registrations import Registration, WriteBehind, per_shard
-from .streams import backlog, orphan_streams
+from .streams import backlog, backlog_bytes, orphan_streams
 from .topology import Deployment, Shard
 
 
@@ -31,13 +31,13 @@ class ReaderStatus:
     aborted: int
     last_error: str | None
     backlog: int | None = None  # StreamReaders only
+    backlog_bytes: int | None = None
 
     @classmethod
     def of(cls, shard: Shard, registration: Registration) -> ReaderStatus:
-        waiting = (
-            backlog(shard, registration.stream_pattern)
-            if registration.reader == "StreamReader" else None
-        )
+        streams = registration.reader == "StreamReader"
+        waiting = backlog(shard, registration.stream_pattern) if streams else None
+        size = backlog_bytes(shard, registration.stream_pattern) if streams else None
         return cls(
             id=registration.id,
             reader=registration.reader,
@@ -49,6 +49,7 @@ class ReaderStatus:
             aborted=registration.aborted,
             last_error=one_line(registration.last_error),
             backlog=waiting,
+            backlog_bytes=size,
         )
 
 
@@ -62,6 +63,8 @@ class ShardStatus:
     backlog: int
     dead_letters: int
     complete: bool
+    backlog_bytes: int = 0
+    dead_letters_trimmed: int = 0  # dropped from the bounded dead-letter stream
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ class WriteBehindStatus:
     draining: list[ReaderStatus] = field(default_factory=list)
     dead_letter_stream: str | None = None
     dead_letters: int = 0
+    dead_letters_trimmed: int = 0  # dropped from the bounded dead-letter stream
+    backlog_bytes: int = 0
     complete: bool = True
     shards: list[ShardStatus] = field(default_factory=list)
     requirements: list[str] = field(default_factory=list)  # its session's REQUIREMENTS
@@ -147,6 +152,9 @@ def _status_of(deployment: Deployment, name: str,
             backlog=sum(r.backlog or 0 for r in readers),
             dead_letters=sum(int(shard.client.xlen(stream)) for _, stream in dead),
             complete=wb.complete,
+            backlog_bytes=sum(r.backlog_bytes or 0 for r in readers),
+            dead_letters_trimmed=sum(int(shard.client.get(stream + TRIMMED_SUFFIX) or 0)
+                                     for _, stream in dead),
         ))
     assert reference is not None  # `name` came from some shard's registrations
     stream_reader = reference.stream_reader
@@ -163,6 +171,8 @@ def _status_of(deployment: Deployment, name: str,
                          deployment.is_cluster),
         dead_letter_stream=stream_reader.dead_letter_stream if stream_reader else None,
         dead_letters=sum(row.dead_letters for row in rows),
+        dead_letters_trimmed=sum(row.dead_letters_trimmed for row in rows),
+        backlog_bytes=sum(row.backlog_bytes for row in rows),
         complete=all(row.complete for row in rows),
         shards=rows,
         requirements=list(requirements),
@@ -188,5 +198,7 @@ def _totals(per_shard_readers: Sequence[list[ReaderStatus]], shard_names: Sequen
                 failures=seen.failures + r.failures, aborted=seen.aborted + r.aborted,
                 last_error=seen.last_error or error,
                 backlog=None if r.backlog is None else (seen.backlog or 0) + r.backlog,
+                backlog_bytes=None if r.backlog_bytes is None
+                else (seen.backlog_bytes or 0) + r.backlog_bytes,
             )
     return list(merged.values())

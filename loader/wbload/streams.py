@@ -49,6 +49,12 @@ def backlog_streams(deployment: Deployment, pattern: str | None) -> list[tuple[S
     return found
 
 
+def backlog_bytes(shard: Shard, pattern: str | None) -> int:
+    """What `shard`'s stream of `pattern` costs in Redis memory (MEMORY USAGE, sampled)."""
+    stream = shard_stream(shard, pattern)
+    return int(shard.client.memory_usage(stream) or 0) if stream else 0
+
+
 WRITE_BEHIND_STREAMS = "_*-stream-*"  # rgsync's stream names: _<table>-stream-<uuid>-{tag}
 
 

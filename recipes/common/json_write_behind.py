@@ -17,8 +17,9 @@ recipe's pin when Redis restarts). Where it differs from stock rgsync:
   bookkeeping, which JSON write-behind never uses. (Queuing only the key and reading the
   documents in the StreamReader was faster still, but on RedisGears 1.2.13 it left entries
   undelivered at the end of a burst: bench/README.md, "lazy read");
-- every event on a key counts (``EVENT_TYPES``): expiry, eviction, renames, COPY and RESTORE
-  too, so Mongo follows them; ``change_of`` decides what one event queues;
+- every event on a key counts (``EVENT_TYPES``): renames, COPY and RESTORE too, so Mongo
+  follows them; a delete carries its event, so the sink can leave expiry and eviction out;
+  ``change_of`` decides what one event queues;
 - a key under the prefix that is not a JSON document is queued with JSON.GET's error, so the
   sink dead-letters it with the reason instead of the change vanishing;
 - the original key stays in the record the connector sees;
@@ -81,6 +82,8 @@ class JSONWriteBehind(object):
         id_start = len(keysPrefix) + 1
 
         def append_change(record):
+            if record.get('event') == 'keymiss':  # a read that missed: nothing changed
+                return
             key = record['key']
             stream = stream_name(table, stream_uuid)  # per call: the executing shard's
             op, document, error = change_of(record)
@@ -89,6 +92,8 @@ class JSONWriteBehind(object):
                 fields += ['_error', error]
             elif document is not None:
                 fields += [dataKey, document]
+            else:  # the event lets the sink leave expiry and eviction out
+                fields += ['_event', record.get('event') or '']
             execute('XADD', stream, '*', *fields)
 
         def write_batch(records):

@@ -10,14 +10,23 @@ Unlike rgsync's stock MongoConnector, it
 - replaces the whole document (fields removed in Redis disappear in Mongo) and deletes it
   when the key is gone;
 - keeps one lazily created ``MongoClient`` per registration (never pickled);
-- writes a batch as one ordered bulk write, collapsing repeated changes of a key to the
-  last one; transient failures raise so Gears retries the batch;
+- creates a unique index on the key field when it connects (idempotent): no write is a
+  collection scan, no two documents share a key; a collection with duplicates is refused in
+  one line with the fix, and the batch waits (nothing is lost);
+- writes a batch as one unordered bulk write after collapsing repeated changes of a key to
+  the last one (order between keys no longer matters), with write concern ``majority``
+  unless the URL sets ``w=``/``journal=``; transient failures raise so Gears retries the batch;
+- ignores deletes caused by expiry or eviction (Redis' housekeeping, not the app's) unless
+  ``delete_on_expiry``;
 - can take its URL from the Redis server's environment (``env:VAR``) or from a Redis key
   (``redis:KEY``, to protect with an ACL) when it connects, so no password needs to be in
   the recipe text or in the registration Gears pickles into RDB/AOF and replicas;
 - moves a change Mongo rejects for good (bad field name, too large, duplicate on a unique
   index, not a JSON object...) to a dead-letter stream, with the reason, instead of
-  stalling every later write.
+  stalling every later write. Dead letters are written only once the batch's bulk write
+  succeeded, so a batch Gears retries does not dead-letter the same change again; the
+  stream is trimmed to about ``dead_letter_maxlen`` entries, the number trimmed counted in
+  ``<stream>:trimmed``.
 """
 import json
 import os
@@ -30,6 +39,13 @@ OP_FIELD = '#'
 OP_UPSERT = '='
 OP_DELETE = '~'
 ORIGINAL_KEY_FIELD = '_original_key'
+EVENT_FIELD = '_event'
+HOUSEKEEPING_EVENTS = frozenset(['expired', 'evicted'])
+# Not a change at all: a read of a missing key (RedisGears' KeysReader sees those too).
+READ_EVENTS = frozenset(['keymiss'])
+TRIMMED_SUFFIX = ':trimmed'
+_DUPLICATE_KEY = 11000
+_INDEX_CONFLICTS = frozenset([85, 86])  # IndexOptionsConflict, IndexKeySpecsConflict
 
 # Per-document write errors that a retry can fix (the server was busy, stepping down or
 # shutting down). Any other write error is about the document itself: it is dead-lettered.
@@ -65,14 +81,21 @@ class MongoSink(object):
     """
 
     def __init__(self, url, database, collection, key_field, dead_letter_stream=None,
-                 timeout_ms=5000):
+                 timeout_ms=5000, socket_timeout_ms=None, delete_on_expiry=False,
+                 dead_letter_maxlen=100000):
         self.url = url
         self.database = database
         self.collection_name = collection
         self.key_field = key_field
         self.dead_letter_stream = dead_letter_stream
         self.timeout_ms = timeout_ms
+        # Write-behind: a big batch may take longer than connecting; write-through passes
+        # its own small value, since Redis is blocked while it waits.
+        self.socket_timeout_ms = socket_timeout_ms or max(timeout_ms * 6, 30000)
+        self.delete_on_expiry = delete_on_expiry
+        self.dead_letter_maxlen = dead_letter_maxlen
         self._client = None
+        self._indexed = False
 
     def __repr__(self):
         return 'MongoSink(%s, %s.%s by %s)' % (
@@ -82,6 +105,7 @@ class MongoSink(object):
         # Gears pickles registrations into RDB/AOF and replicas; a live client cannot be.
         state = dict(self.__dict__)
         state['_client'] = None
+        state['_indexed'] = False
         return state
 
     # --- the connector interface rgsync calls -------------------------------------------
@@ -92,16 +116,25 @@ class MongoSink(object):
         return self.key_field
 
     def WriteData(self, data, dataKey='redisgears'):
-        """Write one StreamReader batch; raise on a transient failure so Gears retries it."""
-        changes = []
+        """Write one StreamReader batch; raise on a transient failure so Gears retries it.
+
+        Dead letters are written after the bulk write succeeded: a batch that raises (and is
+        retried) has dead-lettered nothing yet.
+        """
+        changes, letters = [], []
         for record in data:
             try:
-                changes.append(self._change(record['value'], dataKey))
+                change = self._change(record['value'], dataKey)
             except RejectedChange as e:
-                self._dead_letter(record['value'], dataKey, str(e))
+                letters.append((record['value'], str(e)))
+                continue
+            if change is not None:
+                changes.append(change)
         changes = _last_change_per_key(changes)
         if changes:
-            self._bulk_write(changes, dataKey)
+            self._bulk_write(changes, dataKey, letters)
+        if letters:
+            self._dead_letter(letters, dataKey)
 
     def write_now(self, key_id, document):
         """Write one change at once (write-through): replace, or delete when `document` is
@@ -110,7 +143,9 @@ class MongoSink(object):
         if document is not None:
             document[self.key_field] = key_id
         try:
-            self._collection().bulk_write(self._requests([change])[1], ordered=True)
+            collection = self._collection()
+            self._ensure_index(collection)
+            collection.bulk_write(self._requests([change])[1], ordered=True)
         except Exception as e:
             from pymongo.errors import ConnectionFailure
             if isinstance(e, ConnectionFailure):
@@ -141,18 +176,62 @@ class MongoSink(object):
                 self.mongo_url(),
                 serverSelectionTimeoutMS=self.timeout_ms,
                 connectTimeoutMS=self.timeout_ms,
-                socketTimeoutMS=max(self.timeout_ms * 6, 30000),
+                socketTimeoutMS=self.socket_timeout_ms,
             )
-        return self._client[self.database][self.collection_name]
+            self._indexed = False
+        database = self._client[self.database]
+        return database.get_collection(self.collection_name,
+                                       write_concern=self._write_concern(self._client))
+
+    def _write_concern(self, client):
+        """``majority`` (an acknowledged write survives a failover), unless the URL chose."""
+        from pymongo.write_concern import WriteConcern
+        chosen = client.write_concern.document
+        if 'w' in chosen or 'j' in chosen:
+            return client.write_concern
+        # Half the socket timeout: Mongo's own "not acknowledged by a majority in time"
+        # (transient: the batch is retried) arrives before the socket gives up.
+        wtimeout = chosen.get('wtimeout', self.socket_timeout_ms // 2)
+        return WriteConcern('majority', wtimeout=wtimeout)
+
+    def _ensure_index(self, collection):
+        """Create the unique index on the key field once per connection (idempotent)."""
+        if self._indexed:
+            return
+        from pymongo.errors import OperationFailure
+        try:
+            collection.create_index([(self.key_field, 1)], unique=True)
+        except OperationFailure as e:
+            duplicate = None if e.code in _INDEX_CONFLICTS else self._a_duplicate(collection)
+            raise Exception(_index_refused(self.collection_name, self.key_field, e, duplicate))
+        self._indexed = True
+
+    def _a_duplicate(self, collection):
+        """A key value two documents share, or None (only asked once the index was refused)."""
+        try:
+            found = list(collection.aggregate([
+                {'$group': {'_id': '$' + self.key_field, 'n': {'$sum': 1}}},
+                {'$match': {'n': {'$gt': 1}}},
+                {'$limit': 1},
+            ]))
+        except Exception:  # the refusal itself is reported; this only adds an example
+            return None
+        return found[0]['_id'] if found else None
 
     def _change(self, value, dataKey):
-        """(key id, op, document or None, stream value) for one stream entry."""
+        """(key id, op, document or None, stream value) for one stream entry; None for a
+        change Mongo does not follow (an expiry or eviction)."""
         key_id = value.get(self.key_field)
         op = value.get(OP_FIELD)
         if key_id is None or op not in (OP_UPSERT, OP_DELETE):
             raise RejectedChange('not a write-behind change (no %r or no operation)'
                                  % self.key_field)
         if op == OP_DELETE:
+            event = value.get(EVENT_FIELD)
+            if event in READ_EVENTS:
+                return None
+            if event in HOUSEKEEPING_EVENTS and not self.delete_on_expiry:
+                return None  # Redis dropped its copy; the system of record keeps the document
             return key_id, op, None, value
         if value.get('_error'):
             raise RejectedChange(value['_error'])
@@ -169,20 +248,24 @@ class MongoSink(object):
         document[self.key_field] = key_id
         return key_id, op, document, value
 
-    def _bulk_write(self, changes, dataKey):
+    def _bulk_write(self, changes, dataKey, letters):
+        """One unordered bulk write of `changes`; adds the rejected ones to `letters`."""
         from bson.errors import InvalidDocument
         from pymongo.errors import BulkWriteError, ConnectionFailure
         while changes:
-            changes, requests = self._requests(changes, dataKey)
+            changes, requests = self._requests(changes, letters)
             if not requests:
                 return
             try:
-                self._collection().bulk_write(requests, ordered=True)
+                collection = self._collection()
+                self._ensure_index(collection)
+                collection.bulk_write(requests, ordered=False)
                 return
             except BulkWriteError as e:
-                changes = self._after_write_error(e.details, changes, dataKey)
+                self._after_write_errors(e.details, changes, letters)
+                return
             except (InvalidDocument, OverflowError):
-                changes = self._without_unencodable(changes, dataKey)
+                changes = self._without_unencodable(changes, letters)
             except ConnectionFailure:
                 self._reconnect_next_time()
                 raise
@@ -193,9 +276,9 @@ class MongoSink(object):
         if client is not None:
             client.close()
 
-    def _requests(self, changes, dataKey=None):
-        """(changes, requests) for a bulk write; with `dataKey`, a change pymongo refuses
-        to turn into a request (e.g. a first field named $set) is dead-lettered."""
+    def _requests(self, changes, letters=None):
+        """(changes, requests) for a bulk write; with `letters`, a change pymongo refuses
+        to turn into a request (e.g. a first field named $set) goes there."""
         from pymongo import DeleteOne, ReplaceOne
         from pymongo.common import validate_ok_for_replace
         kept, requests = [], []
@@ -209,28 +292,29 @@ class MongoSink(object):
                     validate_ok_for_replace(document)
                     request = ReplaceOne({self.key_field: key_id}, document, upsert=True)
             except (ValueError, TypeError) as e:
-                if dataKey is None:
+                if letters is None:
                     raise
-                self._dead_letter(value, dataKey, 'Mongo cannot take the document: %s' % e)
+                letters.append((value, 'Mongo cannot take the document: %s' % e))
                 continue
             kept.append(change)
             requests.append(request)
         return kept, requests
 
-    def _after_write_error(self, details, changes, dataKey):
-        """Dead-letter the change an ordered bulk write stopped at; return those after it."""
+    def _after_write_errors(self, details, changes, letters):
+        """Every write error of an unordered bulk write, in one pass: raise (Gears retries
+        the batch) if any is transient or a write concern failed, else add each rejected
+        change to `letters`. The other writes of the batch were applied."""
         errors = details.get('writeErrors') or []
         if not errors or details.get('writeConcernErrors'):
-            raise Exception('Mongo bulk write failed: %s' % _short(details))
-        error = errors[0]
-        if error.get('code') in _TRANSIENT_WRITE_ERRORS:
-            raise Exception('Mongo write failed (will retry): %s' % error.get('errmsg'))
-        index = error['index']
-        self._dead_letter(changes[index][3], dataKey, 'Mongo rejected the write: %s (code %s)'
-                          % (error.get('errmsg'), error.get('code')))
-        return changes[index + 1:]
+            raise Exception('Mongo bulk write failed (will retry): %s' % _short(details))
+        transient = [e for e in errors if e.get('code') in _TRANSIENT_WRITE_ERRORS]
+        if transient:
+            raise Exception('Mongo write failed (will retry): %s' % transient[0].get('errmsg'))
+        for error in errors:
+            letters.append((changes[error['index']][3], 'Mongo rejected the write: %s (code %s)'
+                            % (error.get('errmsg'), error.get('code'))))
 
-    def _without_unencodable(self, changes, dataKey):
+    def _without_unencodable(self, changes, letters):
         """Dead-letter the documents pymongo cannot encode (e.g. an int above 2**63)."""
         import bson
         kept = []
@@ -243,24 +327,39 @@ class MongoSink(object):
                         raise ValueError('document is %d bytes, over Mongo\'s 16 MiB' % size)
                 kept.append(change)
             except Exception as e:
-                self._dead_letter(change[3], dataKey, 'Mongo cannot store the document: %s' % e)
+                letters.append((change[3], 'Mongo cannot store the document: %s' % e))
         if len(kept) == len(changes):
             raise Exception('Mongo refused to encode the batch but every document encodes')
         return kept
 
-    def _dead_letter(self, value, dataKey, reason):
-        key = value.get(ORIGINAL_KEY_FIELD) or value.get(self.key_field) or ''
-        log('wbload: dead-lettered a change of %s: %s' % (key, reason), level='warning')
-        if not self.dead_letter_stream:
+    def dead_letter_stream_name(self):
+        """Where dead letters go, resolved when they are written."""
+        return self.dead_letter_stream
+
+    def _dead_letter(self, letters, dataKey):
+        """Append `letters` ((stream value, reason) pairs) to the dead-letter stream, then trim
+        it to about `dead_letter_maxlen` entries, counting what was trimmed."""
+        keys = [value.get(ORIGINAL_KEY_FIELD) or value.get(self.key_field) or ''
+                for value, _ in letters]
+        stream = self.dead_letter_stream_name()
+        log('wbload: dead-lettered %d change(s) (%s%s): %s' % (
+            len(letters), ', '.join(keys[:3]), ', ...' if len(keys) > 3 else '',
+            letters[0][1]), level='warning')
+        if not stream:
             raise Exception('change of %s rejected and no dead-letter stream: %s'
-                            % (key, reason))
-        execute('XADD', self.dead_letter_stream, '*',
-                'key', key,
-                'id', value.get(self.key_field) or '',
-                'op', value.get(OP_FIELD) or '',
-                'document', value.get(dataKey) or '',
-                'error', reason,
-                'time', '%.3f' % time.time())
+                            % (keys[0], letters[0][1]))
+        now = '%.3f' % time.time()
+        for key, (value, reason) in zip(keys, letters):
+            execute('XADD', stream, '*',
+                    'key', key,
+                    'id', value.get(self.key_field) or '',
+                    'op', value.get(OP_FIELD) or '',
+                    'document', value.get(dataKey) or '',
+                    'error', reason,
+                    'time', now)
+        trimmed = execute('XTRIM', stream, 'MAXLEN', '~', str(self.dead_letter_maxlen))
+        if trimmed:
+            execute('INCRBY', stream + TRIMMED_SUFFIX, str(trimmed))
 
 
 def _last_change_per_key(changes):
@@ -273,6 +372,30 @@ def _last_change_per_key(changes):
     for position, change in enumerate(changes):
         last[change[0]] = position
     return [change for position, change in enumerate(changes) if last[change[0]] == position]
+
+
+def _index_refused(collection, key_field, error, duplicate=None):
+    """One line: why Mongo refused the unique index, and what to do."""
+    code = getattr(error, 'code', None)
+    if code == _DUPLICATE_KEY or duplicate is not None:
+        example = '' if duplicate is None else ' (e.g. %s)' % json.dumps(duplicate, default=str)
+        return ('Mongo refused the unique index on %s.%s: documents share a %s%s; delete '
+                'the duplicates (keep one per %s), the waiting changes are written after'
+                % (collection, key_field, key_field, example, key_field))
+    if code in _INDEX_CONFLICTS:
+        return ('Mongo refused the unique index on %s.%s: an index on %s exists without '
+                'unique (%s); drop it, the sink creates the unique one'
+                % (collection, key_field, key_field, _first_line(error)))
+    return 'Mongo refused the unique index on %s.%s (will retry): %s' % (
+        collection, key_field, _first_line(error))
+
+
+def _first_line(error):
+    details = getattr(error, 'details', None)
+    message = details.get('errmsg') if isinstance(details, dict) else None
+    text = str(message or error).strip().splitlines()
+    text = text[0] if text else type(error).__name__
+    return text if len(text) <= 200 else text[:200] + '...'
 
 
 def _short(details):

@@ -41,4 +41,5 @@ def test_display_and_redaction_hide_passwords() -> None:
     assert target.display == "redis://:****@h:1"
     assert mask_url("mongodb://user:pw@h/db?x=1") == "mongodb://user:****@h/db?x=1"
     assert mask_url("mongodb://h/db") == "mongodb://h/db"
-    assert redact("auth failed for pw at h", ["pw", None, ""]) == "auth failed for **** at h"
+    assert redact("auth failed for redis://:pw@h", ["pw", None, ""]) == "auth failed for redis://:****@h"
+    assert redact("auth failed for pw at h", ["pw"]) == "auth failed for pw at h"  # not a URL

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from pymongo import DeleteOne, ReplaceOne
-from pymongo.errors import AutoReconnect, BulkWriteError
+from pymongo.errors import AutoReconnect, BulkWriteError, OperationFailure
 
 SINK = Path(__file__).resolve().parents[2] / "recipes" / "common" / "mongo_sink.py"
 
@@ -23,24 +23,44 @@ class FakeGears:
     def __init__(self) -> None:
         self.commands: list[tuple] = []
         self.logs: list[str] = []
+        self.replies: dict[str, object] = {}  # command -> its reply
+
+    def execute(self, *args: object) -> object:
+        self.commands.append(args)
+        return self.replies.get(str(args[0]))
+
+    def xadds(self) -> list[dict]:
+        return [dict(zip(c[3::2], c[4::2])) for c in self.commands if c[0] == "XADD"]
 
     def module(self) -> types.ModuleType:
         module = types.ModuleType("redisgears")
-        module.executeCommand = lambda *args: self.commands.append(args)  # type: ignore[attr-defined]
+        module.executeCommand = self.execute  # type: ignore[attr-defined]
         module.log = lambda msg, level="notice": self.logs.append(msg)  # type: ignore[attr-defined]
         return module
 
 
 class FakeCollection:
-    def __init__(self, fail_with: list[Exception] | None = None) -> None:
+    def __init__(self, fail_with: list[Exception] | None = None,
+                 index_fails_with: list[Exception] | None = None) -> None:
         self.calls: list[list] = []
+        self.ordered: list[bool] = []
+        self.indexes: list[tuple] = []
         self.fail_with = list(fail_with or [])
+        self.index_fails_with = list(index_fails_with or [])
 
     def bulk_write(self, requests: list, ordered: bool = True) -> None:
-        assert ordered
         self.calls.append(list(requests))
+        self.ordered.append(ordered)
         if self.fail_with:
             raise self.fail_with.pop(0)
+
+    def create_index(self, keys: list, unique: bool = False) -> None:
+        self.indexes.append((keys, unique))
+        if self.index_fails_with:
+            raise self.index_fails_with.pop(0)
+
+    def aggregate(self, pipeline: list) -> list:
+        return [{"_id": "7", "n": 2}]
 
 
 @pytest.fixture
@@ -60,9 +80,9 @@ def sink_module(gears: FakeGears, monkeypatch: pytest.MonkeyPatch) -> types.Modu
     return module
 
 
-def make_sink(module: types.ModuleType, collection: FakeCollection):
+def make_sink(module: types.ModuleType, collection: FakeCollection, **options: object):
     sink = module.MongoSink("mongodb://u:pw@h:1", "db", "movies", "movieId",
-                            dead_letter_stream="dlq")
+                            dead_letter_stream="dlq", **options)
     sink._collection = lambda: collection
     return sink
 
@@ -73,9 +93,17 @@ def upsert(key_id: str, document: object, text: str | None = None) -> dict:
         "redisgears": text if text is not None else json.dumps(document, ensure_ascii=False)}}
 
 
-def delete(key_id: str) -> dict:
-    return {"id": "1-0", "value": {"_original_key": f"MovieEntity:{key_id}",
-                                   "movieId": key_id, "#": "~"}}
+def delete(key_id: str, event: str | None = None) -> dict:
+    value = {"_original_key": f"MovieEntity:{key_id}", "movieId": key_id, "#": "~"}
+    if event is not None:
+        value["_event"] = event
+    return {"id": "1-0", "value": value}
+
+
+def write_errors(*errors: tuple[int, int, str]) -> BulkWriteError:
+    return BulkWriteError({"writeErrors": [{"index": i, "code": code, "errmsg": message}
+                                           for i, code, message in errors],
+                           "writeConcernErrors": [], "nInserted": 0})
 
 
 def test_documents_arrive_exactly_as_json(sink_module: types.ModuleType) -> None:
@@ -108,24 +136,149 @@ def test_bad_documents_are_dead_lettered_and_the_rest_written(
         [upsert("bad", None, text=text), upsert("good", {"ok": True})], "redisgears")
     assert collection.calls == [[ReplaceOne({"movieId": "good"}, {"ok": True, "movieId": "good"},
                                             upsert=True)]]
-    (xadd,) = gears.commands
-    fields = dict(zip(xadd[3::2], xadd[4::2]))
+    xadd = gears.commands[0]
+    (fields,) = gears.xadds()
     assert xadd[:3] == ("XADD", "dlq", "*")
     assert fields["key"] == "MovieEntity:bad" and reason in fields["error"]
     assert fields["document"] == text
 
 
-def test_rejected_write_is_dead_lettered_and_the_rest_retried(
+def test_one_unordered_write_and_every_rejection_dead_lettered_in_one_pass(
         sink_module: types.ModuleType, gears: FakeGears) -> None:
-    rejected = BulkWriteError({"writeErrors": [{"index": 1, "code": 11000,
-                                                "errmsg": "E11000 duplicate key"}],
-                               "writeConcernErrors": [], "nInserted": 0})
+    rejected = write_errors((0, 11000, "E11000 duplicate key"), (2, 2, "bad field"))
     collection = FakeCollection(fail_with=[rejected])
     make_sink(sink_module, collection).WriteData(
         [upsert("1", {"v": 1}), upsert("2", {"v": 2}), upsert("3", {"v": 3})], "redisgears")
-    assert len(collection.calls) == 2
-    assert [r._filter for r in collection.calls[1]] == [{"movieId": "3"}]
-    assert gears.commands[0][1] == "dlq" and "duplicate key" in gears.commands[0][-3]
+    assert len(collection.calls) == 1 and collection.ordered == [False]
+    letters = gears.xadds()
+    assert [d["key"] for d in letters] == ["MovieEntity:1", "MovieEntity:3"]
+    assert "duplicate key" in letters[0]["error"] and "code 2" in letters[1]["error"]
+
+
+def test_a_transient_write_error_retries_the_batch_and_dead_letters_nothing(
+        sink_module: types.ModuleType, gears: FakeGears) -> None:
+    mixed = write_errors((0, 11000, "E11000 duplicate key"), (1, 91, "shutdown in progress"))
+    collection = FakeCollection(fail_with=[mixed])
+    with pytest.raises(Exception, match="will retry.*shutdown in progress"):
+        make_sink(sink_module, collection).WriteData(
+            [upsert("1", {"v": 1}), upsert("2", {"v": 2})], "redisgears")
+    assert gears.xadds() == []
+
+
+def test_write_concern_error_retries_the_batch(sink_module: types.ModuleType,
+                                               gears: FakeGears) -> None:
+    failed = BulkWriteError({"writeErrors": [], "nInserted": 0, "writeConcernErrors": [
+        {"code": 64, "errmsg": "waiting for replication timed out"}]})
+    with pytest.raises(Exception, match="will retry"):
+        make_sink(sink_module, FakeCollection(fail_with=[failed])).WriteData(
+            [upsert("1", {"v": 1})], "redisgears")
+
+
+def test_a_retried_batch_dead_letters_its_poison_once(sink_module: types.ModuleType,
+                                                      gears: FakeGears) -> None:
+    collection = FakeCollection(fail_with=[AutoReconnect("down"), AutoReconnect("down")])
+    sink = make_sink(sink_module, collection)
+    batch = [upsert("bad", None, text="[1]"), upsert("good", {"ok": 1})]
+    for _ in range(2):
+        with pytest.raises(AutoReconnect):
+            sink.WriteData(batch, "redisgears")
+    assert gears.xadds() == []
+    sink.WriteData(batch, "redisgears")
+    assert [d["key"] for d in gears.xadds()] == ["MovieEntity:bad"]
+
+
+def test_dead_letter_stream_is_trimmed_and_the_trimmed_counted(
+        sink_module: types.ModuleType, gears: FakeGears) -> None:
+    gears.replies["XTRIM"] = 7
+    make_sink(sink_module, FakeCollection(), dead_letter_maxlen=50).WriteData(
+        [upsert("bad", None, text="[1]")], "redisgears")
+    assert ("XTRIM", "dlq", "MAXLEN", "~", "50") in gears.commands
+    assert gears.commands[-1] == ("INCRBY", "dlq:trimmed", "7")
+
+
+def test_expiry_and_eviction_do_not_delete_unless_asked(sink_module: types.ModuleType) -> None:
+    batch = [upsert("1", {"v": 1}), delete("1", "expired"), delete("2", "evicted"),
+             delete("3", "del"), delete("4"), delete("1", "keymiss")]
+    collection = FakeCollection()
+    make_sink(sink_module, collection).WriteData(batch, "redisgears")
+    assert collection.calls == [[ReplaceOne({"movieId": "1"}, {"v": 1, "movieId": "1"},
+                                            upsert=True),
+                                 DeleteOne({"movieId": "3"}), DeleteOne({"movieId": "4"})]]
+    mirror = FakeCollection()
+    make_sink(sink_module, mirror, delete_on_expiry=True).WriteData(batch, "redisgears")
+    assert [r._filter for r in mirror.calls[0]] == [{"movieId": k} for k in "1234"]
+    assert all(isinstance(r, DeleteOne) for r in mirror.calls[0])
+
+
+def test_unique_index_created_once_per_connection(sink_module: types.ModuleType) -> None:
+    collection = FakeCollection()
+    sink = make_sink(sink_module, collection)
+    for i in range(3):
+        sink.WriteData([upsert(str(i), {"v": i})], "redisgears")
+    assert collection.indexes == [([("movieId", 1)], True)]
+
+
+def test_duplicates_refuse_the_index_in_one_line_and_nothing_is_written(
+        sink_module: types.ModuleType, gears: FakeGears) -> None:
+    duplicates = OperationFailure("E11000 duplicate key error collection: db.movies index: "
+                                  "movieId_1 dup key: { movieId: \"7\" }", 11000)
+    collection = FakeCollection(index_fails_with=[duplicates])
+    sink = make_sink(sink_module, collection)
+    with pytest.raises(Exception) as refused:
+        sink.WriteData([upsert("1", {"v": 1})], "redisgears")
+    message = str(refused.value)
+    assert "\n" not in message and "duplicate" in message and "keep one per movieId" in message
+    assert 'share a movieId (e.g. "7")' in message
+    assert collection.calls == [] and gears.xadds() == []
+    sink.WriteData([upsert("1", {"v": 1})], "redisgears")  # duplicates removed: next retry
+    assert len(collection.calls) == 1 and len(collection.indexes) == 2
+
+
+def test_a_refusal_without_e11000_still_names_the_duplicates(
+        sink_module: types.ModuleType) -> None:
+    refused = OperationFailure("UNIQUE constraint failed: index 'idx_movies_movieId'", 8)
+    collection = FakeCollection(index_fails_with=[refused])
+    with pytest.raises(Exception, match=r'documents share a movieId \(e.g. "7"\); delete'):
+        make_sink(sink_module, collection).WriteData([upsert("1", {"v": 1})], "redisgears")
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("mongodb://h:1", {"w": "majority", "wtimeout": 15000}),
+    ("mongodb://h:1/?wtimeoutMS=100", {"w": "majority", "wtimeout": 100}),
+    ("mongodb://h:1/?w=1", {"w": 1}),
+    ("mongodb://h:1/?journal=true", {"j": True}),
+])
+def test_write_concern_majority_unless_the_url_chooses(
+        sink_module: types.ModuleType, url: str, expected: dict) -> None:
+    from pymongo import MongoClient
+
+    client = MongoClient(url, connect=False)
+    try:
+        sink = sink_module.MongoSink(url, "db", "movies", "movieId")
+        assert sink._write_concern(client).document == expected
+    finally:
+        client.close()
+
+
+def test_write_through_timeouts_all_follow_mongo_timeout_ms(
+        sink_module: types.ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pymongo
+
+    options: dict = {}
+
+    class Client(pymongo.MongoClient):
+        def __init__(self, url: str, **kwargs: object) -> None:
+            options.update(kwargs)
+            super().__init__(url, connect=False, **kwargs)
+
+    monkeypatch.setattr(pymongo, "MongoClient", Client)
+    sink = sink_module.MongoSink("mongodb://h:1", "db", "movies", "movieId", timeout_ms=800,
+                                 socket_timeout_ms=800)
+    collection = sink._collection()
+    assert options == {"serverSelectionTimeoutMS": 800, "connectTimeoutMS": 800,
+                       "socketTimeoutMS": 800}
+    assert collection.write_concern.document == {"w": "majority", "wtimeout": 400}
+    sink._reconnect_next_time()
 
 
 def test_transient_failures_raise_for_a_retry(sink_module: types.ModuleType,
@@ -143,7 +296,7 @@ def test_unencodable_document_is_dead_lettered(sink_module: types.ModuleType,
     make_sink(sink_module, collection).WriteData(
         [upsert("big", {"n": 2**70}), upsert("ok", {"n": 1})], "redisgears")
     assert [r._filter for r in collection.calls[-1]] == [{"movieId": "ok"}]
-    fields = dict(zip(gears.commands[0][3::2], gears.commands[0][4::2]))
+    (fields,) = gears.xadds()
     assert fields["key"] == "MovieEntity:big" and "8-byte" in fields["error"]
 
 
@@ -182,8 +335,10 @@ def test_one_client_per_registration_reused_across_batches(
         def __init__(self, url: str, **options: object) -> None:
             created.append(url)
 
-        def __getitem__(self, name: str) -> dict:
-            return {"movies": FakeCollection()}
+            self.write_concern = pymongo.WriteConcern()
+
+        def __getitem__(self, name: str) -> types.SimpleNamespace:
+            return types.SimpleNamespace(get_collection=lambda *a, **k: FakeCollection())
 
         def close(self) -> None:
             pass
