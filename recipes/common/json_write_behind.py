@@ -26,22 +26,29 @@ recipe's pin when Redis restarts). Where it differs from stock rgsync:
 - upgrading loses nothing. Stock rgsync unregisters both old readers inside RG.PYEXECUTE,
   so changes still in the old stream are never written, and a write made before the new
   KeysReader takes effect (after RG.PYEXECUTE returns) reaches no stream at all. Here both old
-  readers stay: for a moment both KeysReaders queue each change. The new StreamReader's first
-  batch proves the new KeysReader live: it unregisters the old one, then holds its own
-  batches back (raising, so Gears retries them) until the old StreamReader has written its
-  stream to the end, and unregisters that too. Every old change of a key is written before
-  any new one; a change queued twice is written twice, with the same final state.
+  readers stay: for a moment both KeysReaders queue each change. The new StreamReader's
+  batches prove the new KeysReader live: they unregister the old one, and are held back
+  (raising, so Gears retries them) until the old StreamReader has written this shard's old
+  stream to the end. Every old change of a key is written before any new one; a change
+  queued twice is written twice, with the same final state. On a cluster each shard hands
+  over on its own; the idle old StreamReader is retired by `wbload deploy` once every
+  shard's old stream is empty (`wait_for_predecessors`).
 """
 import json
+import time
 import uuid
 from contextlib import suppress
 
-from common.registrations import note, take_over
+from common.registrations import note, predecessor_stream, take_over
 from redisgears import executeCommand as execute
 from redisgears import getMyHashTag as hashtag
 
 # None: every keyspace event of a key under the prefix triggers the KeysReader.
 EVENT_TYPES = None
+
+# How long after registering the new version retires the older KeysReader (see
+# wait_for_predecessors).
+HANDOVER_GRACE_S = 2.0
 
 # What a queued change says in its '#' field (the connector reads the same letters).
 UPSERT, DELETE = '=', '~'
@@ -76,6 +83,7 @@ class JSONWriteBehind(object):
                  eventTypes=EVENT_TYPES, dataKey='redisgears'):
         stream_uuid = str(uuid.uuid4())
         predecessors = take_over(name, version)
+        registered_at = time.time()
 
         table = connector.TableName()
         key_field = connector.PrimaryKey()
@@ -97,7 +105,8 @@ class JSONWriteBehind(object):
             execute('XADD', stream, '*', *fields)
 
         def write_batch(records):
-            wait_for_predecessors(name, predecessors)
+            if predecessors:
+                wait_for_predecessors(name, predecessors, registered_at)
             connector.WriteData(records, dataKey)
 
         GB('KeysReader', desc=json.dumps({
@@ -118,26 +127,34 @@ class JSONWriteBehind(object):
             onFailedPolicy='retry', onFailedRetryInterval=onFailedRetryInterval)
 
 
-def wait_for_predecessors(name, predecessors):
-    """Retire the older version: unregister its KeysReader (this batch exists, so the new one
-    is live), then raise (Gears retries the batch later) while its stream still has changes
-    to write; unregister its StreamReader once the stream is empty."""
-    while predecessors:
-        predecessor = predecessors[0]
-        if predecessor['stream'] is None:  # an older KeysReader
+def wait_for_predecessors(name, predecessors, registered_at):
+    """Hand over from the older version, on the shard this batch runs on.
+
+    Its KeysReader is unregistered (everywhere) once this version has been registered for
+    HANDOVER_GRACE_S: this batch proves the new KeysReader live here, and the grace lets every
+    other shard apply the registration first (each applies it when it receives it). Until its
+    stream on this shard is empty, raise (Gears retries the batch later): every old change of
+    a key is written before any new one. The older StreamReader itself is left registered,
+    idle: on a cluster other shards may still be draining theirs, and unregistering is
+    cluster-wide; `wbload deploy` retires it once every shard's stream is empty.
+    """
+    keys_readers = [p for p in predecessors if 'pattern' not in p]
+    if keys_readers and time.time() - registered_at >= HANDOVER_GRACE_S:
+        for predecessor in keys_readers:
             with suppress(Exception):  # already unregistered (e.g. by wbload after deploy)
                 execute('RG.UNREGISTER', predecessor['id'])
-            predecessors.pop(0)
-            continue
-        waiting = execute('XLEN', predecessor['stream'])
+            note(name, 'version %s no longer queues changes' % predecessor['version'])
+            predecessors.remove(predecessor)
+        keys_readers = []
+    for predecessor in [p for p in predecessors if 'pattern' in p]:  # StreamReaders
+        waiting = execute('XLEN', predecessor_stream(predecessor))
         if waiting:
             raise Exception('waiting for version %s to write its last %d change(s) first'
                             % (predecessor['version'], waiting))
-        with suppress(Exception):  # already unregistered (e.g. by wbload after the drain)
-            execute('RG.UNREGISTER', predecessor['id'])
-        execute('DEL', predecessor['stream'])
-        note(name, 'version %s drained and unregistered' % predecessor['version'])
-        predecessors.pop(0)
+        if not keys_readers:  # nothing queues into it any more: empty for good here
+            note(name, 'version %s wrote its last change on this shard'
+                 % predecessor['version'])
+            predecessors.remove(predecessor)
 
 
 # New lists, never in place: the aggregate's zero value is shared between executions.

@@ -33,6 +33,7 @@ import os
 import time
 
 from redisgears import executeCommand as execute
+from redisgears import getMyHashTag as hashtag
 from redisgears import log
 
 OP_FIELD = '#'
@@ -161,8 +162,13 @@ class MongoSink(object):
             url = os.environ.get(self.url[4:])
             where = 'environment variable %s of the Redis server' % self.url[4:]
         elif self.url.startswith('redis:'):
-            url = execute('GET', self.url[6:])
-            where = 'Redis key %s' % self.url[6:]
+            key = self.url[6:]
+            try:
+                url = execute('GET', key)
+            except Exception:  # another shard's key: wbload deploy keeps a copy per shard
+                key = '%s{%s}' % (key, hashtag())
+                url = execute('GET', key)
+            where = 'Redis key %s' % key
         else:
             return self.url
         if not url:
@@ -333,8 +339,11 @@ class MongoSink(object):
         return kept
 
     def dead_letter_stream_name(self):
-        """Where dead letters go, resolved when they are written."""
-        return self.dead_letter_stream
+        """Where dead letters go, resolved on the shard that writes them: recipe code may
+        touch only its own shard's keys, so each shard keeps ``<stream>{<hashtag>}``."""
+        if not self.dead_letter_stream:
+            return None
+        return '%s{%s}' % (self.dead_letter_stream, hashtag())
 
     def _dead_letter(self, letters, dataKey):
         """Append `letters` ((stream value, reason) pairs) to the dead-letter stream, then trim

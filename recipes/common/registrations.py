@@ -22,7 +22,8 @@ REFUSAL = 'Found a version which is greater or equals current version, aborting.
 
 def take_over(name, version):
     """`name`'s older registrations, to retire once the new version runs: KeysReaders
-    (``{'id', 'version', 'stream': None}``) and StreamReaders with their stream, in that order.
+    (``{'id', 'version'}``) and StreamReaders (``{'id', 'version', 'pattern'}``), in that
+    order.
 
     Raises with rgsync's message when an equal or newer version is registered.
     """
@@ -35,19 +36,24 @@ def take_over(name, version):
         if version_key(version) <= version_key(old_version):
             raise Exception(REFUSAL)
         if reader.endswith('.KeysReader'):
-            keys_readers.append({'id': registration['id'], 'version': old_version,
-                                 'stream': None})
+            keys_readers.append({'id': registration['id'], 'version': old_version})
             continue
         args = pairs(pairs(registration['RegistrationData'])['args'])
-        pattern = args['stream']
+        # The pattern, not a stream name: this list is pickled to every shard, and each
+        # shard's stream ends with that shard's hashtag (see predecessor_stream).
         stream_readers.append({
             'id': registration['id'],
             'version': old_version,
-            # the pattern ends with '*'; this shard's stream ends with its hashtag
-            'stream': pattern[:-1] + '{%s}' % hashtag(),
+            'pattern': args['stream'],
         })
+        pattern = args['stream']
         note(name, '%s %s keeps draining %s' % (reader, old_version, pattern))
     return keys_readers + stream_readers
+
+
+def predecessor_stream(predecessor):
+    """An older StreamReader's stream on the shard this runs on."""
+    return predecessor['pattern'][:-1] + '{%s}' % hashtag()
 
 
 def pairs(flat):

@@ -24,6 +24,7 @@ class FakeGears:
         self.commands: list[tuple] = []
         self.logs: list[str] = []
         self.replies: dict[str, object] = {}  # command -> its reply
+        self.tag = "06S"  # hashtag() of the shard the sink runs on
 
     def execute(self, *args: object) -> object:
         self.commands.append(args)
@@ -36,6 +37,7 @@ class FakeGears:
         module = types.ModuleType("redisgears")
         module.executeCommand = self.execute  # type: ignore[attr-defined]
         module.log = lambda msg, level="notice": self.logs.append(msg)  # type: ignore[attr-defined]
+        module.getMyHashTag = lambda: self.tag  # type: ignore[attr-defined]
         return module
 
 
@@ -138,7 +140,7 @@ def test_bad_documents_are_dead_lettered_and_the_rest_written(
                                             upsert=True)]]
     xadd = gears.commands[0]
     (fields,) = gears.xadds()
-    assert xadd[:3] == ("XADD", "dlq", "*")
+    assert xadd[:3] == ("XADD", "dlq{06S}", "*")  # the shard's own stream
     assert fields["key"] == "MovieEntity:bad" and reason in fields["error"]
     assert fields["document"] == text
 
@@ -192,8 +194,8 @@ def test_dead_letter_stream_is_trimmed_and_the_trimmed_counted(
     gears.replies["XTRIM"] = 7
     make_sink(sink_module, FakeCollection(), dead_letter_maxlen=50).WriteData(
         [upsert("bad", None, text="[1]")], "redisgears")
-    assert ("XTRIM", "dlq", "MAXLEN", "~", "50") in gears.commands
-    assert gears.commands[-1] == ("INCRBY", "dlq:trimmed", "7")
+    assert ("XTRIM", "dlq{06S}", "MAXLEN", "~", "50") in gears.commands
+    assert gears.commands[-1] == ("INCRBY", "dlq{06S}:trimmed", "7")
 
 
 def test_expiry_and_eviction_do_not_delete_unless_asked(sink_module: types.ModuleType) -> None:
@@ -348,3 +350,30 @@ def test_one_client_per_registration_reused_across_batches(
     for i in range(3):
         sink.WriteData([upsert(str(i), {"v": i})], "redisgears")
     assert created == ["mongodb://h:1"]
+
+
+def test_each_shard_dead_letters_into_its_own_stream(sink_module: types.ModuleType,
+                                                     gears: FakeGears) -> None:
+    """Recipe code may touch only its shard's keys: the stream name carries the shard's tag,
+    resolved when the dead letter is written (not when the sink was pickled)."""
+    sink = make_sink(sink_module, FakeCollection())
+    for tag in ("8M", "63n"):
+        gears.tag = tag
+        sink.WriteData([upsert("bad", None, text="[1]")], "redisgears")
+    streams = [c[1] for c in gears.commands if c[0] == "XADD"]
+    assert streams == ["dlq{8M}", "dlq{63n}"]
+
+
+def test_a_redis_secret_is_read_from_the_shards_copy_when_the_key_is_elsewhere(
+        sink_module: types.ModuleType, gears: FakeGears) -> None:
+    def execute(*args: object) -> object:
+        gears.commands.append(args)
+        if args == ("GET", "wbload:secret"):
+            raise RuntimeError("Operation not permitted")  # another shard's key
+        return "mongodb://from-copy" if args == ("GET", "wbload:secret{8M}") else None
+
+    gears.tag = "8M"
+    sys.modules["redisgears"].executeCommand = execute  # type: ignore[attr-defined]
+    sink_module.execute = execute
+    sink = sink_module.MongoSink("redis:wbload:secret", "db", "movies", "movieId")
+    assert sink.mongo_url() == "mongodb://from-copy"
