@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import redis
+from redis.crc import key_slot
 
 from . import gears_ops
 from .cluster import GearsCluster
@@ -40,6 +41,25 @@ class Deployment:
         if isinstance(self.target, GearsCluster):
             return self.target.primary_clients(**overrides)
         return [self.target.client(**overrides)]
+
+    def spread_ids(self, prefix: str, stem: str, per_shard: int = 1) -> list[str]:
+        """Key ids `<stem><n>` such that keys `<prefix>:<id>` land `per_shard` on each shard
+        (on one node: `per_shard` ids)."""
+        if not self.is_cluster:
+            return [f"{stem}{n}" for n in range(per_shard)]
+        with self.primary_clients()[0] as node:
+            ranges = [(int(e[0]), int(e[1]), str(e[2][1])) for e in
+                      node.execute_command("CLUSTER", "SLOTS")]
+        wanted = {port: per_shard for _, _, port in ranges}
+        ids, n = [], 0
+        while any(wanted.values()):
+            slot = key_slot(f"{prefix}:{stem}{n}".encode())
+            port = next(p for start, end, p in ranges if start <= slot <= end)
+            if wanted[port]:
+                wanted[port] -= 1
+                ids.append(f"{stem}{n}")
+            n += 1
+        return ids
 
     def reset(self) -> None:
         """Every node refreshed (cluster), every registration unregistered once, FLUSHALL on

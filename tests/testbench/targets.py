@@ -30,6 +30,21 @@ def redis_client(url: str, **overrides: Any) -> redis.Redis:
     return redis.Redis.from_url(url, **options)
 
 
+def app_client(url: str, **overrides: Any) -> redis.Redis | redis.RedisCluster:
+    """What an application would use at `url`: a cluster client for a node of a cluster
+    (keyed commands go to their shard), else a plain client. str replies, RESP2."""
+    probe = redis_client(url, socket_timeout=10)
+    try:
+        clustered = str(probe.info("cluster").get("cluster_enabled", "0")) == "1"
+    finally:
+        probe.close()
+    if not clustered:
+        return redis_client(url, **overrides)
+    options: dict[str, Any] = {"decode_responses": True, "protocol": 2, "socket_timeout": 120}
+    options.update(overrides)
+    return redis.RedisCluster.from_url(url, **options)
+
+
 @dataclass
 class GearsTarget:
     """A Redis with RedisGears 1.2 + RedisJSON; kind is 'real', 'testcontainers' or 'standin'."""

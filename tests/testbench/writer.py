@@ -12,6 +12,8 @@ from typing import Any
 
 import redis
 
+from .targets import app_client
+
 KEYS = [f"k{i}" for i in range(50)]
 PREFIX = "MovieEntity"
 
@@ -27,8 +29,7 @@ class Writer(threading.Thread):
     def __init__(self, url: str, keys: Sequence[str] = KEYS, seed: int = 7,
                  interval: float = 0.002, prefix: str = PREFIX) -> None:
         super().__init__(daemon=True)
-        self.client = redis.Redis.from_url(url, decode_responses=True, protocol=2,
-                                           socket_timeout=30)
+        self.client = app_client(url, socket_timeout=30)
         self.keys = list(keys)
         self.prefix = prefix
         self.seed = seed
@@ -75,7 +76,10 @@ class Writer(threading.Thread):
         try:
             yield
         finally:
-            self.client.connection_pool.disconnect()
+            if isinstance(self.client, redis.RedisCluster):
+                self.client.close()  # reconnects (and rediscovers the nodes) on next use
+            else:
+                self.client.connection_pool.disconnect()
             self._go.set()
 
     def finish(self) -> dict[str, dict[str, Any] | None]:
