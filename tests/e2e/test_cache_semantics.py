@@ -17,7 +17,7 @@ from testbench import gears_ops, selection
 from testbench.cli import wbload
 from testbench.movies import deploy, status, wait_drained, wait_mirrored
 from testbench.polling import wait_for
-from testbench.targets import redis_client
+from testbench.targets import app_client
 from testbench.writer import Writer
 
 pytestmark = pytest.mark.e2e
@@ -62,7 +62,8 @@ def marker_written(client: redis.Redis, db: Database[Any], gears_url: str) -> No
 
 # --- expiry and eviction -------------------------------------------------------------------
 def test_expired_keys_keep_their_mongo_documents_and_del_still_deletes(
-        gears, mongo, mongo_db, gears_clean) -> None:
+        deployment, mongo, mongo_db) -> None:
+    gears, gears_clean = deployment, deployment.client()
     client = gears_clean
     assert deploy(gears.url, mongo.url_from_redis, mongo_db).exit_code == 0
     ids = [f"t{i}" for i in range(20)]
@@ -77,7 +78,9 @@ def test_expired_keys_keep_their_mongo_documents_and_del_still_deletes(
     assert mongo_db.movies.count_documents({"movieId": {"$in": ids}}) == 15
 
 
-def test_delete_on_expiry_true_mirrors_expiry(gears, mongo, mongo_db, gears_clean) -> None:
+def test_delete_on_expiry_true_mirrors_expiry(
+        deployment, mongo, mongo_db) -> None:
+    gears, gears_clean = deployment, deployment.client()
     client = gears_clean
     deployed = deploy(gears.url, mongo.url_from_redis, mongo_db,
                       "--param", "DELETE_ON_EXPIRY=True")
@@ -104,8 +107,9 @@ def test_deploy_warns_when_redis_may_evict_the_stream(gears, mongo, mongo_db,
 
 
 # --- the unique index ----------------------------------------------------------------------
-def test_unique_index_on_the_key_field_after_the_first_batch(gears, mongo, mongo_db,
-                                                             gears_clean) -> None:
+def test_unique_index_on_the_key_field_after_the_first_batch(
+        deployment, mongo, mongo_db) -> None:
+    gears, gears_clean = deployment, deployment.client()
     assert deploy(gears.url, mongo.url_from_redis, mongo_db).exit_code == 0
     wait_mirrored(mongo_db, write_movies(gears_clean, ["i1"]))
     indexes = [i for i in mongo_db.movies.index_information().values()
@@ -114,7 +118,8 @@ def test_unique_index_on_the_key_field_after_the_first_batch(gears, mongo, mongo
 
 
 def test_duplicates_refuse_the_index_in_one_line_and_nothing_is_lost(
-        gears, mongo, mongo_db, gears_clean) -> None:
+        deployment, mongo, mongo_db) -> None:
+    gears, gears_clean = deployment, deployment.client()
     mongo_db.movies.insert_many([{"movieId": "d", "n": 1}, {"movieId": "d", "n": 2}])
     deployed = deploy(gears.url, mongo.url_from_redis, mongo_db, *QUICK_RETRY)
     assert deployed.exit_code == 0, deployed.output
@@ -139,7 +144,8 @@ def dead_letters(gears_url: str) -> list[dict[str, Any]]:
 
 
 def test_poison_in_a_batch_retried_three_times_is_dead_lettered_once(
-        gears, mongo, mongo_db, gears_clean) -> None:
+        deployment, mongo, mongo_db) -> None:
+    gears, gears_clean = deployment, deployment.client()
     if not mongo.can_restart:
         pytest.skip(f"environment: MongoDB given by {selection.MONGO_URL} "
                     f"({mongo.description}); the bench cannot stop and start it")
@@ -151,19 +157,21 @@ def test_poison_in_a_batch_retried_three_times_is_dead_lettered_once(
     failures = stream_reader(gears.url)["failures"]
     mongo.stop()
     try:
-        with client.pipeline(transaction=True) as pipe:  # one batch: poison and a good one
-            pipe.execute_command("JSON.SET", "MovieEntity:poison", "$", "[1, 2]")
-            pipe.execute_command("JSON.SET", "MovieEntity:good", "$", '{"ok": 1}')
+        # one batch: a poison document and a good one (one hash tag: one shard, one slot)
+        with client.pipeline(transaction=True) as pipe:
+            pipe.execute_command("JSON.SET", "MovieEntity:poison{b}", "$", "[1, 2]")
+            pipe.execute_command("JSON.SET", "MovieEntity:good{b}", "$", '{"ok": 1}')
             pipe.execute()
         wait_for(lambda: stream_reader(gears.url)["failures"] >= failures + 3, 60,
                  "the batch to fail three times while Mongo is down")
     finally:
         mongo.start()
     with mongo.client() as mongo_client:
-        wait_mirrored(mongo_client[mongo_db.name], {"good": {"ok": 1, "movieId": "good"}})
+        wait_mirrored(mongo_client[mongo_db.name],
+                      {"good{b}": {"ok": 1, "movieId": "good{b}"}})
     wait_drained(gears.url)
     letters = dead_letters(gears.url)
-    assert [d["key"] for d in letters] == ["MovieEntity:poison"], letters
+    assert [d["key"] for d in letters] == ["MovieEntity:poison{b}"], letters
 
 
 def test_dead_letter_stream_stays_within_its_bound(gears, mongo, mongo_db, gears_clean) -> None:
@@ -202,8 +210,9 @@ def test_dead_letter_stream_stays_within_its_bound(gears, mongo, mongo_db, gears
 
 
 # --- the loader ----------------------------------------------------------------------------
-def test_a_deploy_that_does_not_push_leaves_the_secret_alone(gears, mongo, mongo_db,
-                                                             gears_clean) -> None:
+def test_a_deploy_that_does_not_push_leaves_the_secret_alone(
+        deployment, mongo, mongo_db) -> None:
+    gears, gears_clean = deployment, deployment.client()
     client = gears_clean
     key = "wbload:secret:movies"
     url = mongo.url_from_redis
@@ -224,7 +233,7 @@ class NewKeyWriter(threading.Thread):
 
     def __init__(self, url: str) -> None:
         super().__init__(daemon=True)
-        self.client = redis_client(url, socket_timeout=30)
+        self.client = app_client(url, socket_timeout=30)
         self.stop_event = threading.Event()
         self.written = 0
 
@@ -242,7 +251,9 @@ class NewKeyWriter(threading.Thread):
         return self.written
 
 
-def test_force_under_a_writer_loses_nothing(gears, mongo, mongo_db, gears_clean) -> None:
+def test_force_under_a_writer_loses_nothing(
+        deployment, mongo, mongo_db) -> None:
+    gears, gears_clean = deployment, deployment.client()
     client = gears_clean
     # A long batch duration keeps changes waiting in the stream when --force comes.
     first = deploy(gears.url, mongo.url_from_redis, mongo_db,
@@ -271,7 +282,8 @@ def test_force_under_a_writer_loses_nothing(gears, mongo, mongo_db, gears_clean)
 
 
 def test_resync_all_skips_a_redis_om_index_key_and_mirrors_every_document(
-        gears, mongo, mongo_db, gears_clean) -> None:
+        deployment, mongo, mongo_db) -> None:
+    gears, gears_clean = deployment, deployment.client()
     client = gears_clean
     assert deploy(gears.url, mongo.url_from_redis, mongo_db).exit_code == 0
     ids = [f"r{i}" for i in range(80)]
