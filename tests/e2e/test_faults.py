@@ -97,10 +97,11 @@ def proxied(mongo: MongoTarget) -> tuple[str, int]:
 
 
 # --- Mongo stopped -------------------------------------------------------------------------
-def test_mongo_stopped_then_started(gears, mongo, mongo_db, gears_clean, writers) -> None:
+def test_mongo_stopped_then_started(deployment, mongo, mongo_db, writers) -> None:
     if not mongo.can_restart:
         pytest.skip(f"environment: MongoDB given by {selection.MONGO_URL} "
                     f"({mongo.description}); the bench cannot stop and start it")
+    gears = deployment
     deployed = deploy(gears.url, mongo.url_from_redis, mongo_db, *QUICK_RETRY)
     assert deployed.exit_code == 0, deployed.output
     writer = writers(gears.url)
@@ -108,14 +109,21 @@ def test_mongo_stopped_then_started(gears, mongo, mongo_db, gears_clean, writers
     mongo.stop()
     try:
         time.sleep(4)
-        waiting = backlog(gears.url)
+        report = status(gears.url)
     finally:
         mongo.start()
+    (wb,) = [w for w in report["write_behinds"] if w["name"] == NAME]
+    waiting = wb["backlog"]
     assert waiting >= 100, f"only {waiting} change(s) waited while Mongo was down"
+    # The totals are over every shard, and every shard had changes waiting.
+    assert waiting == sum(shard["backlog"] for shard in wb["shards"])
+    assert all(shard["backlog"] for shard in wb["shards"]), wb["shards"]
     time.sleep(1)
     # A container may come back on another port: look at Mongo with a new client.
-    with mongo.client() as client:
-        finish_and_check(writer, gears_clean, client[mongo_db.name], gears.url)
+    client = deployment.client()
+    with mongo.client() as mongo_client:
+        finish_and_check(writer, client, mongo_client[mongo_db.name], gears.url)
+    client.close()
     (wb,) = [w for w in status(gears.url)["write_behinds"] if w["name"] == NAME]
     reader = next(r for r in wb["readers"] if r["reader"] == "StreamReader")
     assert reader["failures"] > 0, "the StreamReader never saw Mongo down"

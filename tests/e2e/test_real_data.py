@@ -23,10 +23,13 @@ HARD_DOCUMENTS = {
 
 
 @pytest.fixture
-def deployed(gears, mongo, mongo_db, gears_clean):
-    result = deploy(gears.url, mongo.url_from_redis, mongo_db)
+def deployed(deployment, mongo, mongo_db):
+    """The movies recipe deployed, on one node and on the cluster: a client of it."""
+    result = deploy(deployment.url, mongo.url_from_redis, mongo_db)
     assert result.exit_code == 0, result.output
-    return gears_clean
+    client = deployment.client()
+    yield client
+    client.close()
 
 
 def test_hard_documents_arrive_field_for_field(mongo_db, deployed) -> None:

@@ -246,12 +246,15 @@ class GearsCluster:
     `.kind` ('real' or 'standin'), `.description`, clients, and node restarts (bench only)."""
 
     def __init__(self, nodes: list[str], kind: str, description: str,
-                 bench_cluster: StandinCluster | None = None) -> None:
+                 bench_cluster: StandinCluster | None = None,
+                 restart_command: str | None = None) -> None:
         self.nodes = nodes
         self.url = nodes[0]
         self.kind = kind
         self.description = description
         self._bench = bench_cluster
+        # a given cluster: WBLOAD_TEST_RESTART_CMD restarts one of its nodes ({port})
+        self._restart_command = restart_command
 
     def client(self, **overrides: Any) -> redis.RedisCluster:
         """A cluster client (str replies, RESP2) that finds every shard from `.url`."""
@@ -269,6 +272,10 @@ class GearsCluster:
 
     @property
     def can_restart(self) -> bool:
+        return self._bench is not None or bool(self._restart_command)
+
+    @property
+    def can_stop(self) -> bool:
         return self._bench is not None
 
     def _require_bench(self) -> StandinCluster:
@@ -280,7 +287,27 @@ class GearsCluster:
     def restart_node(self, index: int, refresh: bool = True) -> None:
         """Restart one primary (Redis + its Gears) with its AOF; RG.REFRESHCLUSTER it after
         unless `refresh=False`."""
+        if self._bench is None and self._restart_command:
+            self._restart_given_node(index, refresh)
+            return
         self._require_bench().restart_node(index, refresh)
+
+    def _restart_given_node(self, index: int, refresh: bool) -> None:
+        from .restart import run_restart_command, wait_ready
+
+        url = self.nodes[index]
+        port = str(urlsplit(url).port or 6379)
+        assert self._restart_command is not None
+        run_restart_command(self._restart_command.replace("{port}", port))
+        wait_ready(url)
+        deadline = time.monotonic() + 120
+        with self.node_client(index) as node:
+            while "cluster_state:ok" not in str(node.execute_command("CLUSTER", "INFO")):
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{url}: cluster not ok 120 s after a restart")
+                time.sleep(0.2)
+            if refresh:
+                node.execute_command("RG.REFRESHCLUSTER")
 
     def stop_node(self, index: int) -> None:
         """Stop one primary (the others soon answer CLUSTERDOWN); `start_node()` brings it back."""

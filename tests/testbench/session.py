@@ -132,7 +132,8 @@ class Bench:
             nodes = discover_primaries(url)
             described = (f"RedisGears cluster at {selection.redact(url)} ({selection.CLUSTER_URL}),"
                          f" {len(nodes)} primaries")
-            return GearsCluster(nodes, "real", described)
+            return GearsCluster(nodes, "real", described,
+                                restart_command=self.env.get(selection.RESTART_CMD) or None)
         cluster = StandinCluster(self.root / "cluster")
         self._closers.append(cluster.stop)
         self._logs.update(cluster.log_readers())

@@ -29,6 +29,7 @@ class Writer(threading.Thread):
     def __init__(self, url: str, keys: Sequence[str] = KEYS, seed: int = 7,
                  interval: float = 0.002, prefix: str = PREFIX) -> None:
         super().__init__(daemon=True)
+        self.url = url
         self.client = app_client(url, socket_timeout=30)
         self.keys = list(keys)
         self.prefix = prefix
@@ -77,7 +78,8 @@ class Writer(threading.Thread):
             yield
         finally:
             if isinstance(self.client, redis.RedisCluster):
-                self.client.close()  # reconnects (and rediscovers the nodes) on next use
+                self.client.close()  # a new one rediscovers the nodes
+                self.client = app_client(self.url, socket_timeout=30)
             else:
                 self.client.connection_pool.disconnect()
             self._go.set()
