@@ -32,10 +32,18 @@ wait_for() {  # wait_for WHAT COMMAND...
 cluster_ok() { cli "$1" CLUSTER INFO | grep -q '^cluster_state:ok'; }
 alone() { cli "$1" CLUSTER INFO | grep -q '^cluster_known_nodes:1\b'; }
 gears_knows_cluster() { ! cli "$1" RG.INFOCLUSTER | grep -qx 'no cluster mode'; }
+# Right after a refresh the shards may still be greeting each other: a registration sent then
+# fails after 30 s ("Execution max idle reached") and registers nothing. A cluster-wide run
+# that returns one record per shard says they are connected.
+shards_answer() {
+    [ "$(cli "$1" RG.PYEXECUTE "GB('ShardsIDReader').run()" | grep -c .)" = "$count" ]
+}
 
 # Redis 6.2's CLUSTER MEET takes IP addresses only.
 ips=""
+count=0
 for node in $nodes; do
+    count=$((count + 1))
     ip=$(getent hosts "${node%:*}" | awk '{ print $1; exit }')
     [ -n "$ip" ] || { echo "cluster-init: error: cannot resolve ${node%:*}" >&2; exit 1; }
     ips="$ips $ip:${node##*:}"
@@ -58,3 +66,5 @@ for node in $nodes; do
     wait_for "cluster in RG.INFOCLUSTER of $node" gears_knows_cluster "$node"
     echo "cluster-init: $node: RedisGears refreshed"
 done
+wait_for "cluster-wide RedisGears run answered by all $count shards" shards_answer "$first"
+echo "cluster-init: done; RedisGears runs on all $count shards"
