@@ -199,6 +199,11 @@ def module_problems(stack: Stack) -> list[str]:
                         for line in logical_lines(stack.files[f"{REDIS_DIR}/Dockerfile"]))
     if not rejson_copied:
         problems.append(f"{REDIS_DIR}/Dockerfile: no COPY --from=<rejson image> of rejson.so")
+    for line in logical_lines(stack.files[f"{REDIS_DIR}/Dockerfile"]):
+        word, _, rest = line.partition(" ")
+        if word.upper() in ("CMD", "ENTRYPOINT") and rest.strip().startswith("["):
+            for load in module_loads(json.loads(rest)):
+                problems.append(gears_load_problem(load, f"{REDIS_DIR}/Dockerfile {word}"))
     for name, service in redis_nodes(stack).items():
         for load in module_loads(command_args(service)):
             problems.append(gears_load_problem(load, f"service {name} command"))
@@ -431,6 +436,8 @@ MUTATIONS: dict[str, tuple[str, Callable[[Stack], None], str]] = {
         CONF, r"/var/opt/redislabs/modules/rg/plugin/", "/usr/lib/"), "Plugin"),
     "gears on the command line without plugin": ("docker-compose.yml", set_key(
         "redis", "command", ["--loadmodule", GEARS_MODULE]), "Plugin"),
+    "dockerfile CMD without plugin": ("docker-compose.yml", edit(
+        REDIS_DOCKERFILE, r"^CMD \[\]$", f'CMD ["--loadmodule", "{GEARS_MODULE}"]'), "Plugin"),
     "no gears": ("docker-compose.yml", edit(CONF, GEARS_LINE, ""), "redisgears"),
     "no rejson": ("docker-compose.yml", edit(CONF, r"^loadmodule .*rejson\.so$", ""), "RedisJSON"),
     "rejson not copied": ("docker-compose.yml", edit(REDIS_DOCKERFILE, r"^COPY --from=rejson.*$",
