@@ -1,18 +1,35 @@
-"""RedisGears and MongoDB in Docker containers (testcontainers) on one shared network."""
+"""RedisGears and MongoDB in Docker containers (testcontainers) on one shared network.
+
+RedisGears is the image docker-compose.yml runs, built from docker/redis/ (Redis 6.2, RedisGears
+1.2 with its Python plugin, RedisJSON 2.4, AOF); WBLOAD_TEST_GEARS_IMAGE names another instead.
+"""
 
 from __future__ import annotations
 
 import os
 import socket
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from testcontainers.core.container import DockerContainer
 
-GEARS_IMAGE = os.environ.get("WBLOAD_TEST_GEARS_IMAGE", "redislabs/redismod:latest")
-MONGO_IMAGE = os.environ.get("WBLOAD_TEST_MONGO_IMAGE", "mongo:7.0")
+GEARS_IMAGE_DIR = Path(__file__).resolve().parents[2] / "docker" / "redis"
+GEARS_IMAGE_TAG = "wbload-redis:gears1.2.12-json2.4.10"  # as docker-compose.yml tags it
+GEARS_IMAGE = os.environ.get("WBLOAD_TEST_GEARS_IMAGE") or None  # None: build GEARS_IMAGE_DIR
+MONGO_IMAGE = os.environ.get("WBLOAD_TEST_MONGO_IMAGE", "mongo:7.0.14")
 MONGO_ALIAS = "wbload-mongo"
+
+
+def gears_image() -> str:
+    """WBLOAD_TEST_GEARS_IMAGE, else docker/redis built (Docker's cache makes rebuilds quick)."""
+    if GEARS_IMAGE:
+        return GEARS_IMAGE
+    from testcontainers.core.image import DockerImage
+
+    DockerImage(path=GEARS_IMAGE_DIR, tag=GEARS_IMAGE_TAG, clean_up=False).build()
+    return GEARS_IMAGE_TAG
 
 
 class ContainerServer:
@@ -81,7 +98,8 @@ class Containers:
         return self._run(MONGO_IMAGE, 27017, "mongodb", "Waiting for connections", MONGO_ALIAS)
 
     def gears(self) -> ContainerServer:
-        return self._run(GEARS_IMAGE, 6379, "redis", "Ready to accept connections", None)
+        # No REDIS_PASSWORD: the bench's URLs carry none (testcontainers maps a random port).
+        return self._run(gears_image(), 6379, "redis", "Ready to accept connections", None)
 
     def close(self) -> None:
         for server in reversed(self._servers):
