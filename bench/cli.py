@@ -464,7 +464,8 @@ def report(results: dict[str, Any]) -> str:
         cfg = burst["config"]
         out += ["", _table(rows), f"({cfg.get('bursts')} bursts x {cfg.get('clients')} clients "
                 f"x {cfg.get('per_client')} pipelined JSON.SET of fresh keys, "
-                f"{cfg.get('gap_s')}s apart; left = written keys not in Mongo "
+                f"{cfg.get('gap_s')}s apart, deleting some keys of the previous burst; left = "
+                "entries unacknowledged + keys wrong in Mongo "
                 f"{cfg.get('silence_s')}s after the last burst)"]
     backlog = results.get("backlog")
     if backlog and "skipped" not in backlog:

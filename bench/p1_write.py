@@ -131,6 +131,7 @@ def measure_redis_benchmark(url: str, clients: int, depth: int, seconds: float,
                             keys: int = 1000) -> dict[str, Any]:
     """The same JSON.SET with Debian's redis-benchmark (-c clients, -P depth): its own
     request count sized to last about `seconds` (a 0.5 s probe first); ops/s as it reports."""
+    import re
     import shutil
     import subprocess
 
@@ -140,7 +141,7 @@ def measure_redis_benchmark(url: str, clients: int, depth: int, seconds: float,
     parts = urlsplit(url)
     text = json.dumps(docs.movie(0, docs.templates()))
     base = [tool, "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 6379),
-            "-c", str(clients), "-P", str(depth), "-r", str(keys), "--csv"]
+            "-c", str(clients), "-P", str(depth), "-r", str(keys), "-q"]
     if parts.password:
         base += ["-a", parts.password]
 
@@ -148,10 +149,11 @@ def measure_redis_benchmark(url: str, clients: int, depth: int, seconds: float,
         done = subprocess.run([*base, "-n", str(n), "JSON.SET",
                                f"{docs.KEY_PREFIX}:__rand_int__", "$", text],
                               capture_output=True, text=True, timeout=600)
-        lines = [x for x in done.stdout.splitlines() if x.startswith('"JSON.SET')]
-        if done.returncode or not lines:
+        # -q: "<command>: N requests per second, ..." (its --csv does not quote the command)
+        rates = re.findall(r"([0-9.]+) requests per second", done.stdout)
+        if done.returncode or not rates:
             raise RuntimeError(f"redis-benchmark failed: {done.stderr.strip()[-300:]}")
-        return float(lines[-1].split(",")[1].strip('"'))
+        return float(rates[-1])
 
     probe = run(max(1000, clients * depth * 50))
     n = max(1000, int(probe * seconds))

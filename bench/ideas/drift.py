@@ -68,6 +68,30 @@ def restart(port: int, node_dir: Path) -> Any:
     return around
 
 
+def cache_miss(sink: Any, run: Run) -> dict[str, Any]:
+    """A document only in Mongo, then one application read of its (missing) Redis key:
+    is the Mongo document still there two seconds later? (keymiss fires the KeysReader.)"""
+    from ..p2_drain import warm_up
+    from ..sinks import COLLECTION, reset
+
+    client = run.redis()
+    database = run.database(f"miss_{sink.label}")
+    coll = run.mongo()[database][COLLECTION]
+    reset(client)
+    sink.deploy(run.redis_url, run.mongo_url_from_redis, database)
+    try:
+        warm_up(client, coll, timeout=120)
+        coll.insert_one({"movieId": "only-in-mongo", "title": "x"})
+        before = coll.count_documents({"movieId": "only-in-mongo"})
+        client.execute_command("JSON.GET", "MovieEntity:only-in-mongo")
+        time.sleep(2)
+        return {"label": sink.label, "before_read": before,
+                "after_read": coll.count_documents({"movieId": "only-in-mongo"})}
+    finally:
+        reset(client)
+        run.mongo().drop_database(database)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.ideas.drift", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -84,9 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--depth", type=int, default=0, help="pipeline depth (0: one pipeline)")
     p.add_argument("--pace", type=float, default=0.0, help="seconds between pipelines")
     p.add_argument("--silence", type=float, default=10.0)
-    p.add_argument("--scenario", choices=("plain", "outage", "restart"), default="plain",
-                   help="outage: Mongo down during the bursts and 7 s after; restart: Mongo "
-                   "down, then the node restarted with /work/gears-real/*-node.sh")
+    p.add_argument("--scenario", choices=("plain", "outage", "restart", "cache-miss"),
+                   default="plain", help="cache-miss: does reading a missing key delete the "
+                   "Mongo document? outage: Mongo down during the bursts and 7 s after; "
+                   "restart: Mongo down, then the node restarted with "
+                   "/work/gears-real/*-node.sh")
     p.add_argument("--node-dir", type=Path, help="the node's directory (for --scenario "
                    "restart)")
     p.add_argument("--json", type=Path)
@@ -109,6 +135,13 @@ def main(argv: list[str] | None = None) -> int:
         run = Run(args.redis_url, mongo_url, None)
         offset = args.log.stat().st_size if args.log and args.log.exists() else 0
         try:
+            if args.scenario == "cache-miss":
+                for sink in sinks:
+                    res = cache_miss(sink, run)
+                    out["rounds"].append(res)
+                    print(f"{sink.label}: Mongo document before the read {res['before_read']}, "
+                          f"2 s after {res['after_read']}", flush=True)
+                args.rounds = 0
             for round_no in range(args.rounds):
                 for sink in sinks:
                     res = p5_burst.one_round(sink, run, round_no, bursts=args.bursts,
