@@ -270,6 +270,7 @@ def run_p1(run: Run, args: argparse.Namespace, sinks: list[Sink], _: dict) -> di
                 run.proxy.pause()
             try:
                 sink.deploy(run.redis_url, run.mongo_url_from_redis, database)
+                _reset_commandstats(client)
                 if args.p1_tool == "redis-benchmark":
                     res = p1_write.measure_redis_benchmark(run.redis_url, args.p1_clients,
                                                            args.p1_depth, args.p1_seconds)
@@ -277,6 +278,7 @@ def run_p1(run: Run, args: argparse.Namespace, sinks: list[Sink], _: dict) -> di
                     res = p1_write.measure(run.redis_url, args.p1_clients, args.p1_depth,
                                            args.p1_seconds, warmup=warmup,
                                            keys_per_client=keys)
+                res["server_us_per_json_set"] = _json_set_usec(client)
             finally:
                 reset(client)
                 if run.proxy:
@@ -289,9 +291,28 @@ def run_p1(run: Run, args: argparse.Namespace, sinks: list[Sink], _: dict) -> di
         rates = [r["ops_per_s"] for r in results]  # in the order measured
         out[label] = {**results[0], "ops_per_s": statistics.median(rates),
                       "best_ops_per_s": max(rates), "rounds": [round(r) for r in rates]}
+        usec = [r["server_us_per_json_set"] for r in results if r.get("server_us_per_json_set")]
+        out[label]["server_us_per_json_set"] = statistics.median(usec) if usec else None
+        out[label]["server_us_rounds"] = [round(u, 1) for u in usec]
     out["ratio_to_bare"] = {s.label: _median_ratio(rounds[s.label], rounds["bare"], "ops_per_s")
                             for s in configs[1:]}
     return out
+
+
+def _reset_commandstats(client: redis.Redis) -> None:
+    with contextlib.suppress(redis.RedisError):
+        client.config_resetstat()
+
+
+def _json_set_usec(client: redis.Redis) -> float | None:
+    """Server-side microseconds per JSON.SET since the last CONFIG RESETSTAT (INFO
+    commandstats): the command with the sync KeysReader it runs, less sensitive to the
+    clients' share of the CPUs than ops/s."""
+    try:
+        stats = client.info("commandstats").get("cmdstat_json.set") or {}
+    except redis.RedisError:
+        return None
+    return float(stats["usec_per_call"]) if "usec_per_call" in stats else None
 
 
 def _median_ratio(results: list[dict[str, Any]], reference: list[dict[str, Any]],
@@ -391,12 +412,15 @@ def report(results: dict[str, Any]) -> str:
             out.append(f"\n{phase.upper()}: skipped: {results[phase]['skipped']}")
     p1 = results.get("p1")
     if p1 and "skipped" not in p1:
-        rows = [["P1 write path", "JSON.SET/s", "ratio to bare", "rounds"]]
+        rows = [["P1 write path", "JSON.SET/s", "ratio to bare", "server us/JSON.SET",
+                 "rounds"]]
         for label, res in p1.items():
             if isinstance(res, dict) and "ops_per_s" in res:
                 ratio = p1["ratio_to_bare"].get(label)
+                usec = res.get("server_us_per_json_set")
                 rows.append([label, f"{res['ops_per_s']:.0f}",
                              "1.00" if label == "bare" else f"{ratio:.2f}",
+                             f"{usec:.1f}" if usec else "-",
                              " ".join(str(r) for r in res.get("rounds", []))])
         out += ["", _table(rows), f"({p1['bare']['clients']} clients x pipeline "
                 f"{p1['bare']['pipeline_depth']}, {p1['bare']['seconds']:g}s per round, median "
