@@ -92,6 +92,53 @@ def cache_miss(sink: Any, run: Run) -> dict[str, Any]:
         run.mongo().drop_database(database)
 
 
+def stranded(sink: Any, run: Run, wait_s: float = 6.0) -> dict[str, Any]:
+    """Make Gears' pending count lower than the truth on purpose, and see who recovers.
+
+    After the warm-up document, its Mongo copy is made stale, then one change of that key is
+    put in the stream without an `xadd` notification: XADD to a scratch stream, the Gears
+    group created on it at the real stream's last-delivered id, RENAME onto the real stream
+    (a `rename_to` event, which Gears' StreamReader does not count). The entry carries both
+    formats (ours' `_original_key`/`movieId`/`#`/document and key-queue's `k`). Nothing else is
+    written: does the change reach Mongo within `wait_s`?"""
+    from ..p2_drain import WARM_ID, warm_up
+    from ..sinks import COLLECTION, reset
+
+    client = run.redis()
+    database = run.database(f"stranded_{sink.label}")
+    coll = run.mongo()[database][COLLECTION]
+    reset(client)
+    sink.deploy(run.redis_url, run.mongo_url_from_redis, database)
+    try:
+        warm_up(client, coll, timeout=120)
+        time.sleep(1.0)
+        stream = p5_burst.streams(client)[0]
+        group = client.xinfo_groups(stream)[0]
+        key = f"MovieEntity:{WARM_ID}"
+        coll.update_one({"movieId": str(WARM_ID)}, {"$set": {"title": "stale"}})
+        scratch = "wbscratch:" + stream  # outside the StreamReader's prefix, same hashtag
+        client.delete(scratch)
+        client.xadd(scratch, {"k": key, "_original_key": key, "movieId": str(WARM_ID),
+                              "#": "=", "redisgears": client.execute_command("JSON.GET", key)})
+        client.xgroup_create(scratch, group["name"], id=group["last-delivered-id"])
+        client.rename(scratch, stream)
+        samples = []
+        started = time.monotonic()
+        while time.monotonic() - started < wait_s:
+            state = p5_burst.stream_state(client)
+            doc = coll.find_one({"movieId": str(WARM_ID)}) or {}
+            samples.append({"t": round(time.monotonic() - started, 1),
+                            "unacked": state["unacked"],
+                            "mongo_stale": doc.get("title") == "stale"})
+            time.sleep(0.5)
+        return {"label": sink.label, "samples": samples,
+                "recovered_after_s": next((x["t"] for x in samples
+                                           if not x["unacked"] and not x["mongo_stale"]), None)}
+    finally:
+        reset(client)
+        run.mongo().drop_database(database)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.ideas.drift", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -108,10 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--depth", type=int, default=0, help="pipeline depth (0: one pipeline)")
     p.add_argument("--pace", type=float, default=0.0, help="seconds between pipelines")
     p.add_argument("--silence", type=float, default=10.0)
-    p.add_argument("--scenario", choices=("plain", "outage", "restart", "cache-miss"),
-                   default="plain", help="cache-miss: does reading a missing key delete the "
-                   "Mongo document? outage: Mongo down during the bursts and 7 s after; "
-                   "restart: Mongo down, then the node restarted with "
+    p.add_argument("--scenario",
+                   choices=("plain", "outage", "restart", "cache-miss", "stranded"),
+                   default="plain",
+                   help="cache-miss: does reading a missing key delete the Mongo document? "
+                   "stranded: a change queued without an xadd notification (Gears' count too "
+                   "low): does it reach Mongo? outage: Mongo down during the bursts and 7 s "
+                   "after; restart: Mongo down, then the node restarted with "
                    "/work/gears-real/*-node.sh")
     p.add_argument("--node-dir", type=Path, help="the node's directory (for --scenario "
                    "restart)")
@@ -135,6 +185,17 @@ def main(argv: list[str] | None = None) -> int:
         run = Run(args.redis_url, mongo_url, None)
         offset = args.log.stat().st_size if args.log and args.log.exists() else 0
         try:
+            if args.scenario == "stranded":
+                for round_no in range(args.rounds):
+                    for sink in sinks:
+                        res = stranded(sink, run)
+                        res["round"] = round_no + 1
+                        out["rounds"].append(res)
+                        print(f"{sink.label} round {round_no + 1}: recovered after "
+                              f"{res['recovered_after_s']} s; "
+                              + " ".join(f"{x['t']}:{x['unacked']}{'S' if x['mongo_stale'] else ''}"
+                                         for x in res["samples"]), flush=True)
+                args.rounds = 0
             if args.scenario == "cache-miss":
                 for sink in sinks:
                     res = cache_miss(sink, run)
