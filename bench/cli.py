@@ -27,11 +27,12 @@ from typing import Any
 import pymongo
 import redis
 
-from . import env, p1_write, p2_drain, p3_lag, p4_redeploy
+from . import env, p1_write, p2_drain, p3_lag, p4_redeploy, p5_burst, p6_backlog, p7_sink_cpu
 from .proxy import PausableProxy
 from .sinks import NOOP_LABEL, Sink, ours, reset
 
-PHASES = ("p1", "p2", "p3", "p4")
+PHASES = ("p1", "p2", "p3", "p4", "burst", "backlog", "sinkcpu")
+BENCH_HOME = Path(os.environ.get("WBLOAD_BENCH_HOME", Path.home() / ".cache" / "wbload-bench"))
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -104,6 +105,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--p1-depth", type=int, default=64, help="pipeline depth per client")
     p.add_argument("--p1-floor", action="store_true", help="P1 also with a sync KeysReader "
                    "that does nothing: the least any KeysReader-based recipe costs")
+    p.add_argument("--p1-tool", choices=("own", "redis-benchmark"), default="own",
+                   help="P1 clients: the bench's own (processes, raw sockets) or Debian's "
+                   "redis-benchmark (-c CLIENTS -P DEPTH; e.g. 16 x 1 unpipelined)")
     p.add_argument("--p1-rounds", type=int, default=3, help="interleaved rounds; the median "
                    "is reported")
     p.add_argument("--p2-n", type=int, default=2000, help="backlog size (default 2000)")
@@ -114,6 +118,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--p3-seconds", type=float, default=10.0)
     p.add_argument("--p3-rate", type=float, help="writes/s (default: half of ours' P2 rate)")
     p.add_argument("--p4-repeats", type=int, default=3)
+    p.add_argument("--burst-rounds", type=int, default=3, help="burst-then-silence rounds")
+    p.add_argument("--burst-count", type=int, default=4, help="bursts per round")
+    p.add_argument("--burst-clients", type=int, default=4, help="concurrent clients per burst")
+    p.add_argument("--burst-writes", type=int, default=100, help="pipelined JSON.SET per "
+                   "client per burst (fresh keys)")
+    p.add_argument("--burst-gap", type=float, default=0.3, help="seconds between bursts")
+    p.add_argument("--burst-silence", type=float, default=10.0, help="seconds of silence "
+                   "after the last burst; what is not in Mongo then is 'left'")
+    p.add_argument("--backlog-n", type=int, default=1000, help="changes queued to measure "
+                   "backlog bytes per change")
+    p.add_argument("--sinkcpu-n", type=int, default=100, help="documents per batch")
+    p.add_argument("--sinkcpu-batches", type=int, default=20)
+    p.add_argument("--sink-python", type=Path,
+                   default=BENCH_HOME / "gears-py37" / "bin" / "python",
+                   help="a Python 3.7 for the sink CPU phase (default: the stand-in's)")
+    p.add_argument("--sink-packages", type=Path, default=BENCH_HOME / "sinkcpu-py37",
+                   help="pip --target dir with pymongo 4.7.3 and rgsync 1.2.0 (no deps)")
     p.add_argument("--json", type=Path, help="results file (default: bench/results/"
                    "<redis kind>-<time>.json)")
     p.add_argument("--report", type=Path, metavar="RESULTS_JSON",
@@ -123,6 +144,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.p1_seconds, args.p1_clients, args.p1_depth, args.p1_rounds = 0.5, 2, 8, 1
         args.p2_n, args.p2_rounds, args.p3_seconds, args.p4_repeats = 30, 1, 1.0, 1
         args.p3_rate = args.p3_rate or 20.0
+        args.burst_rounds, args.burst_count, args.burst_clients = 1, 2, 2
+        args.burst_writes, args.burst_gap, args.burst_silence = 10, 0.1, 3.0
+        args.backlog_n, args.sinkcpu_n, args.sinkcpu_batches = 30, 10, 2
     args.phases = [x for x in args.phases.split(",") if x]
     unknown = set(args.phases) - set(PHASES)
     if unknown:
@@ -246,8 +270,15 @@ def run_p1(run: Run, args: argparse.Namespace, sinks: list[Sink], _: dict) -> di
                 run.proxy.pause()
             try:
                 sink.deploy(run.redis_url, run.mongo_url_from_redis, database)
-                res = p1_write.measure(run.redis_url, args.p1_clients, args.p1_depth,
-                                       args.p1_seconds, warmup=warmup, keys_per_client=keys)
+                _reset_commandstats(client)
+                if args.p1_tool == "redis-benchmark":
+                    res = p1_write.measure_redis_benchmark(run.redis_url, args.p1_clients,
+                                                           args.p1_depth, args.p1_seconds)
+                else:
+                    res = p1_write.measure(run.redis_url, args.p1_clients, args.p1_depth,
+                                           args.p1_seconds, warmup=warmup,
+                                           keys_per_client=keys)
+                res["server_us_per_json_set"] = _json_set_usec(client)
             finally:
                 reset(client)
                 if run.proxy:
@@ -260,9 +291,28 @@ def run_p1(run: Run, args: argparse.Namespace, sinks: list[Sink], _: dict) -> di
         rates = [r["ops_per_s"] for r in results]  # in the order measured
         out[label] = {**results[0], "ops_per_s": statistics.median(rates),
                       "best_ops_per_s": max(rates), "rounds": [round(r) for r in rates]}
+        usec = [r["server_us_per_json_set"] for r in results if r.get("server_us_per_json_set")]
+        out[label]["server_us_per_json_set"] = statistics.median(usec) if usec else None
+        out[label]["server_us_rounds"] = [round(u, 1) for u in usec]
     out["ratio_to_bare"] = {s.label: _median_ratio(rounds[s.label], rounds["bare"], "ops_per_s")
                             for s in configs[1:]}
     return out
+
+
+def _reset_commandstats(client: redis.Redis) -> None:
+    with contextlib.suppress(redis.RedisError):
+        client.config_resetstat()
+
+
+def _json_set_usec(client: redis.Redis) -> float | None:
+    """Server-side microseconds per JSON.SET since the last CONFIG RESETSTAT (INFO
+    commandstats): the command with the sync KeysReader it runs, less sensitive to the
+    clients' share of the CPUs than ops/s."""
+    try:
+        stats = client.info("commandstats").get("cmdstat_json.set") or {}
+    except redis.RedisError:
+        return None
+    return float(stats["usec_per_call"]) if "usec_per_call" in stats else None
 
 
 def _median_ratio(results: list[dict[str, Any]], reference: list[dict[str, Any]],
@@ -323,7 +373,28 @@ def run_p4(run: Run, args: argparse.Namespace, _sinks: list[Sink], _: dict) -> d
     return p4_redeploy.redeploy(run, args.p4_repeats)
 
 
-PHASE_RUNNERS = {"p1": run_p1, "p2": run_p2, "p3": run_p3, "p4": run_p4}
+def run_burst(run: Run, args: argparse.Namespace, sinks: list[Sink], _: dict) -> dict:
+    return p5_burst.burst(sinks, run, args.burst_rounds, bursts=args.burst_count,
+                          clients=args.burst_clients, per_client=args.burst_writes,
+                          gap_s=args.burst_gap, silence_s=args.burst_silence)
+
+
+def run_backlog(run: Run, args: argparse.Namespace, sinks: list[Sink], _: dict) -> dict:
+    if run.proxy is None:
+        raise Skipped("Mongo can only be taken down through the bench's proxy")
+    return p6_backlog.backlog_bytes(sinks, run, args.backlog_n)
+
+
+def run_sinkcpu(run: Run, args: argparse.Namespace, _sinks: list[Sink], _: dict) -> dict:
+    try:
+        return p7_sink_cpu.sink_cpu(run, args.sink_python, args.sink_packages,
+                                    args.sinkcpu_n, args.sinkcpu_batches)
+    except FileNotFoundError as e:
+        raise Skipped(str(e)) from None
+
+
+PHASE_RUNNERS = {"p1": run_p1, "p2": run_p2, "p3": run_p3, "p4": run_p4, "burst": run_burst,
+                 "backlog": run_backlog, "sinkcpu": run_sinkcpu}
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -341,12 +412,15 @@ def report(results: dict[str, Any]) -> str:
             out.append(f"\n{phase.upper()}: skipped: {results[phase]['skipped']}")
     p1 = results.get("p1")
     if p1 and "skipped" not in p1:
-        rows = [["P1 write path", "JSON.SET/s", "ratio to bare", "rounds"]]
+        rows = [["P1 write path", "JSON.SET/s", "ratio to bare", "server us/JSON.SET",
+                 "rounds"]]
         for label, res in p1.items():
             if isinstance(res, dict) and "ops_per_s" in res:
                 ratio = p1["ratio_to_bare"].get(label)
+                usec = res.get("server_us_per_json_set")
                 rows.append([label, f"{res['ops_per_s']:.0f}",
                              "1.00" if label == "bare" else f"{ratio:.2f}",
+                             f"{usec:.1f}" if usec else "-",
                              " ".join(str(r) for r in res.get("rounds", []))])
         out += ["", _table(rows), f"({p1['bare']['clients']} clients x pipeline "
                 f"{p1['bare']['pipeline_depth']}, {p1['bare']['seconds']:g}s per round, median "
@@ -403,6 +477,38 @@ def report(results: dict[str, Any]) -> str:
             ["first deploy (for reference)", f"{p4['first_deploy_s']:.2f}s"],
             ["output", p4["output"]],
         ])]
+    burst = results.get("burst")
+    if burst and "skipped" not in burst:
+        rows = [["burst-then-silence", "writes/round", "left per round", "rounds with leftovers"]]
+        for label, res in burst.items():
+            if isinstance(res, dict) and "left_per_round" in res:
+                rows.append([label, str(res["rounds"][0]["writes"]),
+                             " ".join(str(x) for x in res["left_per_round"]),
+                             str(res["rounds_with_leftovers"])])
+        cfg = burst["config"]
+        out += ["", _table(rows), f"({cfg.get('bursts')} bursts x {cfg.get('clients')} clients "
+                f"x {cfg.get('per_client')} pipelined JSON.SET of fresh keys, "
+                f"{cfg.get('gap_s')}s apart, deleting some keys of the previous burst; left = "
+                "entries unacknowledged + keys wrong in Mongo "
+                f"{cfg.get('silence_s')}s after the last burst)"]
+    backlog = results.get("backlog")
+    if backlog and "skipped" not in backlog:
+        rows = [["backlog", "bytes per queued change", "entries", "stream bytes"]]
+        for label, res in backlog.items():
+            if isinstance(res, dict) and "bytes_per_change" in res:
+                rows.append([label, str(res["bytes_per_change"]), str(res["entries"]),
+                             str(res["stream_bytes"])])
+        out += ["", _table(rows), f"({backlog['n']} documents of ~{backlog['document_bytes']} "
+                "bytes written with Mongo down; MEMORY USAGE ... SAMPLES 0 / XLEN)"]
+    cpu = results.get("sinkcpu")
+    if cpu and "skipped" not in cpu:
+        rows = [["sink CPU (outside Gears)", "CPU us/doc", "wall ms/batch"]]
+        for label in ("ours", "stock"):
+            rows.append([label, f"{cpu[label]['cpu_us_per_doc']:.0f}",
+                         f"{cpu[label]['wall_ms_per_batch']:.0f}"])
+        out += ["", _table(rows), f"(WriteData of {cpu['n']} upserts, median of "
+                f"{cpu['batches']} batches, Python {cpu['python']}, pymongo {cpu['pymongo']}; "
+                f"ours/stock CPU {cpu['cpu_ratio_ours_to_stock']:.2f})"]
     for phase, error in results.get("errors", {}).items():
         out.append(f"\n{phase}: ERROR {error}")
     return "\n".join(out)

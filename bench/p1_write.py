@@ -125,3 +125,38 @@ def measure(url: str, clients: int, depth: int, seconds: float, warmup: float = 
         raise RuntimeError(f"{errors} JSON.SET replies were not OK, e.g. {first!r}")
     return {"ops": ops, "seconds": seconds, "ops_per_s": ops / seconds, "clients": clients,
             "pipeline_depth": depth, "keys": clients * keys_per_client}
+
+
+def measure_redis_benchmark(url: str, clients: int, depth: int, seconds: float,
+                            keys: int = 1000) -> dict[str, Any]:
+    """The same JSON.SET with Debian's redis-benchmark (-c clients, -P depth): its own
+    request count sized to last about `seconds` (a 0.5 s probe first); ops/s as it reports."""
+    import re
+    import shutil
+    import subprocess
+
+    tool = shutil.which("redis-benchmark")
+    if tool is None:
+        raise FileNotFoundError("redis-benchmark not found (Debian package redis-tools)")
+    parts = urlsplit(url)
+    text = json.dumps(docs.movie(0, docs.templates()))
+    base = [tool, "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 6379),
+            "-c", str(clients), "-P", str(depth), "-r", str(keys), "-q"]
+    if parts.password:
+        base += ["-a", parts.password]
+
+    def run(n: int) -> float:
+        done = subprocess.run([*base, "-n", str(n), "JSON.SET",
+                               f"{docs.KEY_PREFIX}:__rand_int__", "$", text],
+                              capture_output=True, text=True, timeout=600)
+        # -q: "<command>: N requests per second, ..." (its --csv does not quote the command)
+        rates = re.findall(r"([0-9.]+) requests per second", done.stdout)
+        if done.returncode or not rates:
+            raise RuntimeError(f"redis-benchmark failed: {done.stderr.strip()[-300:]}")
+        return float(rates[-1])
+
+    probe = run(max(1000, clients * depth * 50))
+    n = max(1000, int(probe * seconds))
+    rate = run(n)
+    return {"ops": n, "seconds": n / rate, "ops_per_s": rate, "clients": clients,
+            "pipeline_depth": depth, "keys": keys, "tool": "redis-benchmark"}

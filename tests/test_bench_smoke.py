@@ -45,7 +45,7 @@ def test_smoke_run_produces_every_figure(
     assert redis_kind == ("standin" if gears.kind == "standin" else "redisgears")
     assert results["servers"]["mongo"]["label"]
     assert results["errors"] == {}
-    for phase in ("p1", "p2", "p3", "p4"):
+    for phase in ("p1", "p2", "p3", "p4", "burst", "backlog", "sinkcpu"):
         assert results[phase]["on"] == results["on"]  # every figure says where it ran
     assert results["servers"]["redis"]["label"] in results["on"]
 
@@ -65,9 +65,31 @@ def test_smoke_run_produces_every_figure(
     assert p4["pyexecute_calls_client"] == 0  # what P4 is about: a current recipe is not re-sent
     assert p4["wall_s"]["median"] > 0
 
+    burst = results["burst"]
+    for label in ("stock", "ours"):
+        rounds = burst[label]["rounds"]
+        assert len(rounds) == 1 and rounds[0]["writes"] > 0 and rounds[0]["deletes"] > 0
+        times = [sample["t"] for sample in rounds[0]["samples"]]
+        assert times == sorted(times) and times[-1] >= burst["config"]["silence_s"]
+    # The figure that must be 0 for ours (issue 14): nothing left after the silence.
+    assert burst["ours"]["left_per_round"] == [0]
+
+    cpu = results["sinkcpu"]
+    if "skipped" in cpu:  # environment: no Python 3.7 with pymongo 4.7.3 + rgsync 1.2.0 here
+        assert "rgsync" in cpu["skipped"]
+    else:
+        for label in ("ours", "stock"):
+            assert cpu[label]["cpu_us_per_doc"] > 0
+            assert len(cpu[label]["cpu_ms_per_batch_rounds"]) == cpu["batches"]
+
     if mongo.url_from_redis != mongo.url:
         assert "skipped" in results["p2"]  # Mongo cannot be taken down from here
+        assert "skipped" in results["backlog"]
         return
+    backlog = results["backlog"]
+    for label in ("stock", "ours"):
+        assert backlog[label]["entries"] >= backlog["n"]
+        assert backlog[label]["bytes_per_change"] > 0
     p2 = results["p2"]
     assert p2["raw"]["docs_per_s"] > 0
     for label in ("stock", "ours"):
