@@ -6,6 +6,7 @@ import ast
 from pathlib import Path
 
 from .errors import RecipeError
+from .gears_globals import check_recipe_globals
 from .recipe import parse_gears_python
 
 
@@ -24,6 +25,7 @@ def bundle(source: str, filename: str, root: Path, _seen: set[Path] | None = Non
     """
     seen = _seen if _seen is not None else set()
     tree = parse_gears_python(source, filename)
+    check_recipe_globals(tree, filename)
     lines = source.splitlines(keepends=True)
     out: list[str] = []
     position = 0

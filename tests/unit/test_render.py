@@ -15,6 +15,8 @@ from wbload.render import render
 REPO = Path(__file__).resolve().parents[2]
 MOVIES = REPO / "recipes" / "movies.py"
 
+MINIMAL = "NAME = 'Probe'\nVERSION = '1.0.0'\nREQUIREMENTS = []\n"
+
 HOSTILE = [
     "Schindler's List",
     'say "hi"',
@@ -155,3 +157,24 @@ def test_every_recipe_file_is_python_37(path: Path) -> None:
 def test_every_recipe_renders_to_python_37(name: str) -> None:
     recipe = load_recipe(REPO / "recipes" / name)
     ast.parse(render(recipe, resolve(recipe, {})).text, feature_version=(3, 7))
+
+
+@pytest.mark.parametrize(("line", "name"), [
+    ("t = 1", "t"), ("def loop():\n    pass", "loop"), ("class k:\n    pass", "k"),
+    ("for v in range(3):\n    pass", "v"), ("from json import loads", "loads"),
+    ("import json as io", "io"),
+])
+def test_a_recipe_binding_one_of_gears_own_names_is_refused(tmp_path, line: str,
+                                                           name: str) -> None:
+    """Gears' value of these names wins when a registration is unpickled (a global `t`
+    makes RedisGears 1.2.13 abort at every start): refused before anything is sent."""
+    path = tmp_path / "bad.py"
+    path.write_text(MINIMAL + line + "\n")
+    with pytest.raises(RecipeError, match=rf"bad.py:\d+: {name!r} is a name RedisGears"):
+        render(load_recipe(path), resolve(load_recipe(path), {}))
+
+
+def test_importing_gears_own_objects_is_fine(tmp_path) -> None:
+    path = tmp_path / "ok.py"
+    path.write_text(MINIMAL + "import sys\nfrom redisgears import executeCommand as execute\n")
+    assert "import sys" in render(load_recipe(path), resolve(load_recipe(path), {})).text
