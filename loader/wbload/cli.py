@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
+import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -15,6 +18,7 @@ import click
 import redis
 
 from . import __version__
+from .completion import complete_write_behinds
 from .connection import RedisTarget
 from .dead_letters import list_dead_letters, purge_dead_letters, retry_dead_letters
 from .deploy import apply, eviction_warning, plan, pyexecute_args
@@ -29,6 +33,7 @@ from .errors import (
 )
 from .gears_errors import one_line
 from .interpreter import fix_for, pin_requirement
+from .monitor import Exporter, serve
 from .parameters import from_environment, parse_assignments
 from .plan import Action
 from .prune import PruneOutcome, prune
@@ -42,11 +47,13 @@ from .requirements import (
     write_order,
 )
 from .resync import ResyncOutcome, keys_with_prefix, resync, resync_prefix, resync_stream
+from .scaffold import new_recipe
 from .server import ready_deployment
 from .status import ReaderStatus, StatusReport, WriteBehindStatus, collect_status
 from .topology import Deployment, refresh
 from .undeploy import undeploy
 from .verify import Step, mongo_url_for, verify
+from .watch import age, watch
 
 EXIT_CODES = "\b\nExit codes:\n" + "\n".join(
     f"  {int(code)}  {text}" for code, text in EXIT_CODE_HELP.items()
@@ -172,6 +179,7 @@ def render_command(recipe: str, mongo_url: str | None, params: Sequence[str],
 @click.option("--force", is_flag=True,
               help="Replace a newer or equal registered version.")
 @click.option("--dry-run", is_flag=True, help="Show the plan; send nothing.")
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: the plan as JSON.")
 @click.option("--wait", type=click.FloatRange(min=0), default=0.0, metavar="SECONDS",
               help="Wait up to SECONDS for Redis to accept connections and load its modules.")
 @click.option("--requirements-from", type=click.Path(exists=True, file_okay=False),
@@ -182,8 +190,11 @@ def render_command(recipe: str, mongo_url: str | None, params: Sequence[str],
                    "left (the new version writes after it, so nothing is lost or reordered).")
 def deploy_command(recipes: Sequence[str], mongo_url: str | None, params: Sequence[str],
                    secret_key: str | None, target: RedisTarget, force: bool, dry_run: bool,
-                   wait: float, requirements_from: str | None, drain_timeout: float) -> None:
+                   wait: float, requirements_from: str | None, drain_timeout: float,
+                   as_json: bool) -> None:
     """Register RECIPE(s) in Redis, unless the same version is there already."""
+    if as_json and not dry_run:
+        raise UsageError("--json prints the plan of --dry-run: add --dry-run")
     rendered_recipes = render_recipes(recipes, mongo_url, params, secret_key)
     deployment = ready_deployment(target, wait=wait, primary=True)
     deployment.require_gears_ready()
@@ -192,9 +203,13 @@ def deploy_command(recipes: Sequence[str], mongo_url: str | None, params: Sequen
     warning = eviction_warning(deployment)
     if warning:
         click.echo(f"wbload: {warning}", err=True)
+    plans = []
     for rendered in rendered_recipes:
         deploy_plan = plan(deployment, rendered, force=force)
         what = f"{rendered.name} {rendered.version}"
+        if as_json:
+            plans.append(_plan_record(deploy_plan))
+            continue
         if dry_run:
             sent = "RG.PYEXECUTE <recipe>" + "".join(f" {a}" for a in pyexecute_args(rendered)[2:])
             click.echo(f"{what}: would {deploy_plan.action.value} ({deploy_plan.reason})"
@@ -223,6 +238,28 @@ def deploy_command(recipes: Sequence[str], mongo_url: str | None, params: Sequen
         pinned = pin_requirement(rendered.requirements)
         if pinned:
             _report_prune(rendered.name, prune(deployment, pinned))
+    if as_json:
+        _echo_json({"plans": plans})
+
+
+def _plan_record(deploy_plan: Any) -> dict[str, Any]:
+    rendered = deploy_plan.rendered
+    sends = ["RG.PYEXECUTE", "<recipe>", *pyexecute_args(rendered)[2:]] \
+        if deploy_plan.sends_recipe else None
+    return {
+        "name": rendered.name,
+        "version": rendered.version,
+        "action": deploy_plan.action.value,
+        "reason": deploy_plan.reason,
+        "registered_version": deploy_plan.current.version if deploy_plan.current else None,
+        "unregister_first": [r.id for r in deploy_plan.unregister_first],
+        "sends": sends,
+    }
+
+
+def _echo_json(document: Any) -> None:
+    """Every --json output: one JSON document on stdout, nothing else there."""
+    click.echo(json.dumps(document, indent=2))
 
 
 @main.command("status", epilog=EXIT_CODES)
@@ -230,17 +267,28 @@ def deploy_command(recipes: Sequence[str], mongo_url: str | None, params: Sequen
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--shards", "by_shard", is_flag=True,
               help="On a cluster, also one row per shard (the totals are over every shard).")
-def status_command(target: RedisTarget, as_json: bool, by_shard: bool) -> None:
-    """Show every write-behind: version, readers, counters, last error, backlog.
+@click.option("--watch", "watch_every", type=click.FloatRange(min=0.5), is_flag=False,
+              flag_value=2.0, default=None, metavar="[SECONDS]",
+              help="Redraw the table in place every SECONDS (2 if not given); Ctrl-C stops.")
+def status_command(target: RedisTarget, as_json: bool, by_shard: bool,
+                   watch_every: float | None) -> None:
+    """Show every write-behind: version, readers, counters, last error, backlog, and LAG
+    (how long the oldest change still waiting has waited).
 
     After the report, exits 5 when RedisGears cannot sync (e.g. a cluster node not refreshed)
     and 11 when it runs another pymongo than a recipe pins.
     """
+    if watch_every is not None:
+        if as_json:
+            raise UsageError("--watch redraws a table for a person; drop --json, or poll "
+                             "`wbload status --json` (or run `wbload monitor`)")
+        watch(status_frames(target, by_shard, watch_every), watch_every, sys.stdout)
+        return
     deployment = ready_deployment(target)
     deployment_problems = deployment.problems[:1]
     report = collect_status(deployment)
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        _echo_json(report.to_dict())
     else:
         _print_status(report, by_shard)
     _warn_or_fail(report.warnings, report.errors,
@@ -248,23 +296,59 @@ def status_command(target: RedisTarget, as_json: bool, by_shard: bool) -> None:
 
 
 def _print_status(report: StatusReport, by_shard: bool) -> None:
+    click.echo(status_text(report, by_shard))
+
+
+def status_text(report: StatusReport, by_shard: bool) -> str:
+    """What `wbload status` prints on stdout (and each frame of `--watch`)."""
+    lines = []
     if not report.write_behinds:
-        click.echo("no write-behind registered")
+        lines.append("no write-behind registered")
     else:
-        click.echo(_status_table(report.write_behinds, by_shard and report.topology == "cluster"))
+        lines.append(_status_table(report.write_behinds,
+                                   by_shard and report.topology == "cluster"))
     running = ", ".join(sorted({s.running or "none" for s in report.gears_pymongo}))
     for s in report.write_behinds:
         if s.pymongo_pin and running:
-            click.echo(f"{s.name}: pins pymongo {s.pymongo_pin}; Gears' Python runs {running}")
+            lines.append(f"{s.name}: pins pymongo {s.pymongo_pin}; Gears' Python runs {running}")
         if s.dead_letters:
-            click.echo(f"{s.name}: {s.dead_letters} change(s) rejected by Mongo, kept in "
-                       f"{s.dead_letter_stream} (wbload dlq list {s.name})")
+            lines.append(f"{s.name}: {s.dead_letters} change(s) rejected by Mongo, kept in "
+                         f"{s.dead_letter_stream} (wbload dlq list {s.name})")
         if s.dead_letters_trimmed:
-            click.echo(f"{s.name}: {s.dead_letters_trimmed} older dead letter(s) trimmed from "
-                       f"{s.dead_letter_stream} (its bound: the recipe's DEAD_LETTER_MAXLEN)")
+            lines.append(f"{s.name}: {s.dead_letters_trimmed} older dead letter(s) trimmed "
+                         f"from {s.dead_letter_stream} (its bound: the recipe's "
+                         "DEAD_LETTER_MAXLEN)")
     for stream, waiting in report.orphan_streams.items():
-        click.echo(f"orphan stream {stream}: {waiting} change(s) no registered reader will "
-                   f"write (wbload resync NAME --stream {stream})")
+        lines.append(f"orphan stream {stream}: {waiting} change(s) no registered reader will "
+                     f"write (wbload resync NAME --stream {stream})")
+    return "\n".join(lines)
+
+
+def status_frames(target: RedisTarget, by_shard: bool, every: float,
+                  clock: Callable[[], float] = time.time,
+                  collect: Callable[[Deployment], StatusReport] | None = None,
+                  connect: Callable[[RedisTarget], Deployment] = ready_deployment,
+                  ) -> Callable[[], str]:
+    """`--watch`'s frames: a heading, then the status, or the error that stopped it (the
+    next frame connects again)."""
+    held: list[Deployment] = []
+
+    def frame() -> str:
+        when = time.strftime("%H:%M:%S UTC", time.gmtime(clock()))
+        heading = f"wbload status  {target.display}  {when}  (every {every:g}s; Ctrl-C stops)"
+        try:
+            if not held:
+                held.append(connect(target))
+            report = (collect or functools.partial(collect_status, pymongo=False))(held[0])
+            body = status_text(report, by_shard)
+            body += "".join(f"\nwbload: error: {e}" for e in report.errors)
+        except (WbloadError, redis.RedisError) as e:
+            if held:
+                held.pop().close()
+            body = f"wbload: error: {redact(str(e), target.secrets)}"
+        return f"{heading}\n\n{body}"
+
+    return frame
 
 
 def _warn_or_fail(warnings: Sequence[str], errors: Sequence[str],
@@ -292,7 +376,7 @@ def _backlog(reader: ReaderStatus) -> str:
 
 def _status_table(statuses: list[WriteBehindStatus], by_shard: bool = False) -> str:
     rows = [["NAME", "VERSION", "KEYS", "READER", "MODE", "TRIGGERED", "OK", "FAILED",
-             "ABORTED", "BACKLOG", "LAST ERROR"]]
+             "ABORTED", "BACKLOG", "LAG", "LAST ERROR"]]
     for s in statuses:
         groups = [("", s.readers, s.draining)]
         if by_shard:
@@ -306,11 +390,12 @@ def _status_table(statuses: list[WriteBehindStatus], by_shard: bool = False) -> 
                     s.name if first else where, (s.version or "-") if first else "",
                     f"{s.key_prefix}:*" if first and s.key_prefix else "",
                     label, r.mode, str(r.triggered), str(r.success), str(r.failures),
-                    str(r.aborted), _backlog(r), r.last_error or "-",
+                    str(r.aborted), _backlog(r), "" if r.backlog is None else age(r.oldest_age_s),
+                    r.last_error or "-",
                 ])
                 first = False
         if not s.complete:
-            rows.append(["", "", "", "(missing a reader: deploy again to repair)"] + [""] * 7)
+            rows.append(["", "", "", "(missing a reader: deploy again to repair)"] + [""] * 8)
     return _table(rows)
 
 
@@ -342,9 +427,10 @@ def refresh_command(target: RedisTarget) -> None:
 @click.option("--check-mongo-url", envvar="WBLOAD_CHECK_MONGO_URL", show_envvar=True,
               callback=_secret,
               help="MongoDB as this machine reaches it, if not as Redis does (--mongo-url).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def verify_command(recipes: Sequence[str], mongo_url: str | None, params: Sequence[str],
                    secret_key: str | None, target: RedisTarget, timeout: float,
-                   check_mongo_url: str | None) -> None:
+                   check_mongo_url: str | None, as_json: bool) -> None:
     """Write, update and delete a probe key; wait until each shows in Mongo.
 
     Without RECIPE, verifies each recipes/*.py whose NAME is registered.
@@ -354,14 +440,23 @@ def verify_command(recipes: Sequence[str], mongo_url: str | None, params: Sequen
         rendered_recipes = render_recipes(recipes, mongo_url, params, secret_key)
     else:
         rendered_recipes = deployed_recipes(deployment, mongo_url, params, secret_key)
+    verified = []
     for rendered in rendered_recipes:
         url = check_mongo_url or mongo_url_for(deployment, str(rendered.values["MONGO_URL"]))
+        steps: list[dict[str, Any]] = []
 
-        def report(step: Step, name: str = rendered.name) -> None:
-            click.echo(f"{name}: {step.name} reached Mongo in {step.seconds:.2f}s")
+        def report(step: Step, name: str = rendered.name,
+                   steps: list[dict[str, Any]] = steps) -> None:
+            steps.append({"step": step.name, "seconds": round(step.seconds, 3)})
+            if not as_json:
+                click.echo(f"{name}: {step.name} reached Mongo in {step.seconds:.2f}s")
 
         verify(deployment, rendered, url, timeout, on_step=report)
-        click.echo(f"{rendered.name}: verified")
+        verified.append({"name": rendered.name, "version": rendered.version, "steps": steps})
+        if not as_json:
+            click.echo(f"{rendered.name}: verified")
+    if as_json:
+        _echo_json({"verified": verified})
 
 
 def deployed_recipes(deployment: Deployment, mongo_url: str | None, params: Sequence[str],
@@ -386,17 +481,23 @@ def requirements_group() -> None:
 @click.option("--to", "directory", required=True, type=click.Path(file_okay=False),
               help="Folder for the requirement zips (gears-cli's format).")
 @redis_options
-def requirements_export(recipe: str, directory: str, target: RedisTarget) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def requirements_export(recipe: str, directory: str, target: RedisTarget, as_json: bool) -> None:
     """Install RECIPE's REQUIREMENTS on a Gears that reaches PyPI, then save them as zips."""
     (rendered,) = render_recipes([recipe], None, [])
     deployment = ready_deployment(target)
     deployment.require_gears_ready()
     install_requirements(deployment.entry, rendered.requirements)
     raw = target.client(decode_responses=False)
+    saved = []
     for requirement in rendered.requirements:
         path = export_requirement(raw, requirement, Path(directory))
-        click.echo(f"{requirement}: saved {path}")
+        saved.append({"requirement": requirement, "path": str(path)})
+        if not as_json:
+            click.echo(f"{requirement}: saved {path}")
     write_order(Path(directory), rendered.requirements)
+    if as_json:
+        _echo_json({"name": rendered.name, "version": rendered.version, "requirements": saved})
 
 
 @requirements_group.command("prune", epilog=EXIT_CODES)
@@ -464,7 +565,7 @@ def dlq_group() -> None:
 
 
 @dlq_group.command("list", epilog=EXIT_CODES)
-@click.argument("name")
+@click.argument("name", shell_complete=complete_write_behinds)
 @redis_options
 @click.option("--count", type=click.IntRange(min=1), default=100, show_default=True,
               help="Show at most this many.")
@@ -476,7 +577,7 @@ def dlq_list(name: str, target: RedisTarget, count: int, after: str | None,
     letters = list_dead_letters(ready_deployment(target), name, count + 1, after)
     more, letters = len(letters) > count, letters[:count]
     if as_json:
-        click.echo(json.dumps([asdict(letter) for letter in letters], indent=2))
+        _echo_json([asdict(letter) for letter in letters])
     elif not letters:
         click.echo(f"{name}: no dead letters" + (f" after {after}" if after else ""))
     else:
@@ -489,7 +590,7 @@ def dlq_list(name: str, target: RedisTarget, count: int, after: str | None,
 
 
 @dlq_group.command("retry", epilog=EXIT_CODES)
-@click.argument("name")
+@click.argument("name", shell_complete=complete_write_behinds)
 @redis_options
 @click.option("--id", "ids", multiple=True, help="Only this dead letter (repeatable).")
 def dlq_retry(name: str, target: RedisTarget, ids: Sequence[str]) -> None:
@@ -499,7 +600,7 @@ def dlq_retry(name: str, target: RedisTarget, ids: Sequence[str]) -> None:
 
 
 @dlq_group.command("purge", epilog=EXIT_CODES)
-@click.argument("name")
+@click.argument("name", shell_complete=complete_write_behinds)
 @redis_options
 @click.option("--id", "ids", multiple=True, help="Only this dead letter (repeatable).")
 def dlq_purge(name: str, target: RedisTarget, ids: Sequence[str]) -> None:
@@ -514,7 +615,7 @@ def _clip(text: str, width: int) -> str:
 
 
 @main.command("resync", epilog=EXIT_CODES)
-@click.argument("name")
+@click.argument("name", shell_complete=complete_write_behinds)
 @redis_options
 @click.option("--stream", "streams", multiple=True, metavar="STREAM",
               help="Resync the keys this (orphaned) stream mentions, then delete it.")
@@ -544,7 +645,7 @@ def _say_skipped(name: str, where: str, outcome: ResyncOutcome) -> None:
 
 
 @main.command("undeploy", epilog=EXIT_CODES)
-@click.argument("name")
+@click.argument("name", shell_complete=complete_write_behinds)
 @redis_options
 def undeploy_command(name: str, target: RedisTarget) -> None:
     """Unregister write-behind NAME (both readers); keeps changes still waiting."""
@@ -572,6 +673,61 @@ def _drain_progress(name: str) -> Callable[[list[Draining]], None]:
             del shown[version]
 
     return show
+
+
+@main.command("monitor", epilog=EXIT_CODES)
+@redis_options
+@click.option("--port", type=click.IntRange(0, 65535), default=9121, show_default=True,
+              help="Serve Prometheus metrics at http://BIND:PORT/metrics.")
+@click.option("--bind", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--interval", type=click.FloatRange(min=0.5), default=5.0, show_default=True,
+              help="Seconds between two collections (scrapes read the last one).")
+def monitor_command(target: RedisTarget, port: int, bind: str, interval: float) -> None:
+    """Export every write-behind's health to Prometheus, per shard, until stopped.
+
+    Collects on its own every --interval seconds, whatever the number of scrapers; when Redis
+    cannot be read it keeps serving (wbload_redis_up 0, wbload_scrape_errors_total).
+    """
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(message)s")
+    exporter = Exporter(target, interval)
+    try:
+        server, collector = serve(exporter, bind, port)
+    except OSError as e:
+        raise UsageError(f"cannot listen on {bind}:{port} ({e.strerror or e}); pick another "
+                         "--port or --bind") from None
+    click.echo(f"wbload monitor: serving http://{bind}:{server.server_port}/metrics "
+               f"for {target.display}, collecting every {interval:g}s", err=True)
+    signal.signal(signal.SIGTERM, lambda *_: exporter.stopping.set())
+    try:
+        while collector.is_alive():
+            collector.join(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        exporter.stopping.set()
+        server.shutdown()
+
+
+@main.command("new", epilog=EXIT_CODES)
+@click.argument("entity")
+@click.option("--prefix", required=True, help="Key prefix: the app writes <prefix>:<id>.")
+@click.option("--collection", required=True, help="MongoDB collection to write.")
+@click.option("--key-field", required=True, help="Field of the Mongo document holding <id>.")
+@click.option("--database", default="dbSpeedMernDemo", show_default=True,
+              help="MongoDB database (a parameter: --param MONGO_DATABASE=... overrides it).")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default="recipes",
+              show_default=True, help="Where the recipes (and their common/) are.")
+def new_command(entity: str, prefix: str, collection: str, key_field: str, database: str,
+                directory: str) -> None:
+    """Write recipes/ENTITY.py: a write-behind of another entity, laid out as movies.py.
+
+    Never overwrites a file (exit 3). Deploy it with the others: wbload deploy recipes/*.py
+    """
+    made = new_recipe(Path(directory), entity, prefix, collection, key_field, database)
+    click.echo(f"{made.path}: write-behind {made.name} ({prefix}:<id> -> {collection}.{key_field}"
+               f"); check it with `wbload render {made.path}`")
 
 
 def _table(rows: list[list[str]]) -> str:

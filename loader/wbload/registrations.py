@@ -38,6 +38,7 @@ class Registration:
     desc: dict[str, Any] = field(default_factory=dict)
     requirements: tuple[str, ...] = ()  # of the session that registered it (its REQUIREMENTS)
     session: str | None = None
+    estimated_lag_ms: int = 0  # Gears' lastEstimatedLagMS: how old its last batch's changes were
 
     @property
     def write_behind_name(self) -> str | None:
@@ -182,6 +183,7 @@ def _registration(entry: Any) -> Registration:
         desc=desc,
         requirements=tuple(_PD_REQUIREMENT.findall(pd)),
         session=session.group(1) if session else None,
+        estimated_lag_ms=_int(data.get("lastEstimatedLagMS")),
     )
 
 

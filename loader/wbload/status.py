@@ -13,7 +13,7 @@ from .dead_letters import TRIMMED_SUFFIX, dead_letter_streams
 from .gears_errors import one_line
 from .interpreter import ShardPymongo, check_pins, pinned_pymongo
 from .registrations import Registration, WriteBehind, per_shard
-from .streams import backlog, backlog_bytes, orphan_streams
+from .streams import backlog, backlog_bytes, oldest_age, orphan_streams
 from .topology import Deployment, Shard
 
 
@@ -32,12 +32,15 @@ class ReaderStatus:
     last_error: str | None
     backlog: int | None = None  # StreamReaders only
     backlog_bytes: int | None = None
+    estimated_lag_ms: int = 0  # Gears' lastEstimatedLagMS (StreamReaders)
+    oldest_age_s: float | None = None  # age of the oldest change waiting; None: none waits
 
     @classmethod
     def of(cls, shard: Shard, registration: Registration) -> ReaderStatus:
         streams = registration.reader == "StreamReader"
         waiting = backlog(shard, registration.stream_pattern) if streams else None
         size = backlog_bytes(shard, registration.stream_pattern) if streams else None
+        age = oldest_age(shard, registration.stream_pattern) if streams and waiting else None
         return cls(
             id=registration.id,
             reader=registration.reader,
@@ -50,6 +53,8 @@ class ReaderStatus:
             last_error=one_line(registration.last_error),
             backlog=waiting,
             backlog_bytes=size,
+            estimated_lag_ms=registration.estimated_lag_ms,
+            oldest_age_s=age,
         )
 
 
@@ -65,6 +70,7 @@ class ShardStatus:
     complete: bool
     backlog_bytes: int = 0
     dead_letters_trimmed: int = 0  # dropped from the bounded dead-letter stream
+    oldest_age_s: float | None = None  # the oldest change waiting here, draining ones too
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,7 @@ class WriteBehindStatus:
     shards: list[ShardStatus] = field(default_factory=list)
     requirements: list[str] = field(default_factory=list)  # its session's REQUIREMENTS
     pymongo_pin: str | None = None
+    oldest_age_s: float | None = None  # the oldest change waiting on any shard (the true lag)
 
 
 @dataclass(frozen=True)
@@ -106,8 +113,11 @@ class StatusReport:
         return report
 
 
-def collect_status(deployment: Deployment) -> StatusReport:
-    """The status of every write-behind on every shard, and of orphaned streams."""
+def collect_status(deployment: Deployment, pymongo: bool = True) -> StatusReport:
+    """The status of every write-behind on every shard, and of orphaned streams.
+
+    `pymongo=False` skips asking Gears which pymongo it runs (a Python run on every shard),
+    for callers that poll (`wbload monitor`)."""
     shards = per_shard(deployment)
     names = sorted({name for _, wbs in shards for name in wbs})
     statuses = [_status_of(deployment, name, shards) for name in names]
@@ -119,7 +129,7 @@ def collect_status(deployment: Deployment) -> StatusReport:
         report.errors.extend(
             f"{status.name} on {s.shard} is missing a reader: deploy again to repair"
             for s in status.shards if not s.complete and deployment.is_cluster)
-    if not deployment.problems:  # a cluster-wide run would hang on an unrefreshed node
+    if pymongo and not deployment.problems:  # a cluster-wide run would hang on an unrefreshed node
         check_pymongo(deployment, report)
     return report
 
@@ -144,17 +154,19 @@ def _status_of(deployment: Deployment, name: str,
             continue
         reference = reference or wb
         readers = [ReaderStatus.of(shard, r) for r in wb.current]
+        draining = [ReaderStatus.of(shard, r) for r in wb.draining]
         dead = dead_letter_streams(deployment, wb, only=shard)
         rows.append(ShardStatus(
             shard=shard.address,
             readers=readers,
-            draining=[ReaderStatus.of(shard, r) for r in wb.draining],
+            draining=draining,
             backlog=sum(r.backlog or 0 for r in readers),
             dead_letters=sum(int(shard.client.xlen(stream)) for _, stream in dead),
             complete=wb.complete,
             backlog_bytes=sum(r.backlog_bytes or 0 for r in readers),
             dead_letters_trimmed=sum(int(shard.client.get(stream + TRIMMED_SUFFIX) or 0)
                                      for _, stream in dead),
+            oldest_age_s=_oldest(readers + draining),
         ))
     assert reference is not None  # `name` came from some shard's registrations
     stream_reader = reference.stream_reader
@@ -177,7 +189,13 @@ def _status_of(deployment: Deployment, name: str,
         shards=rows,
         requirements=list(requirements),
         pymongo_pin=pinned_pymongo(requirements),
+        oldest_age_s=_oldest(rows),
     )
+
+
+def _oldest(items: Sequence[ReaderStatus | ShardStatus]) -> float | None:
+    ages = [item.oldest_age_s for item in items if item.oldest_age_s is not None]
+    return max(ages) if ages else None
 
 
 def _totals(per_shard_readers: Sequence[list[ReaderStatus]], shard_names: Sequence[str],
@@ -200,5 +218,7 @@ def _totals(per_shard_readers: Sequence[list[ReaderStatus]], shard_names: Sequen
                 backlog=None if r.backlog is None else (seen.backlog or 0) + r.backlog,
                 backlog_bytes=None if r.backlog_bytes is None
                 else (seen.backlog_bytes or 0) + r.backlog_bytes,
+                estimated_lag_ms=max(seen.estimated_lag_ms, r.estimated_lag_ms),
+                oldest_age_s=_oldest([seen, r]),
             )
     return list(merged.values())

@@ -55,6 +55,18 @@ def backlog_bytes(shard: Shard, pattern: str | None) -> int:
     return int(shard.client.memory_usage(stream) or 0) if stream else 0
 
 
+def oldest_age(shard: Shard, pattern: str | None) -> float | None:
+    """Seconds since the oldest change still waiting in `shard`'s stream of `pattern` was
+    queued (its entry id's milliseconds, against the shard's own clock); None when empty."""
+    stream = shard_stream(shard, pattern)
+    first = shard.client.xrange(stream, count=1) if stream else None
+    if not first:
+        return None
+    queued_ms = int(str(first[0][0]).split("-")[0])
+    seconds, micros = shard.client.time()
+    return max(0.0, (int(seconds) * 1000 + int(micros) / 1000 - queued_ms) / 1000)
+
+
 WRITE_BEHIND_STREAMS = "_*-stream-*"  # rgsync's stream names: _<table>-stream-<uuid>-{tag}
 
 
