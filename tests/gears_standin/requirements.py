@@ -18,6 +18,7 @@ Two shortcuts keep repeated test runs fast, without changing what a client sees:
 RG.PYEXPORTREQ / RG.PYIMPORTREQ use Gears' own serialization (see PythonRequirement_Serialize),
 so gears-cli's ``export-requirements``/``import-requirements`` zip files round-trip.
 """
+import fcntl
 import hashlib
 import json
 import logging
@@ -80,7 +81,12 @@ class Requirements(object):
     def _pip(self, args, cwd):
         cmd = [self.python, "-m", "pip"] + args + ["--disable-pip-version-check"]
         log.info("running %s (cwd %s)", " ".join(cmd), cwd)
-        proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        # Every stand-in of a test run shares this venv (a real Gears has one per server):
+        # one pip at a time across processes, or two force-reinstalls interleave their files.
+        with open(os.path.join(self.venv_dir, ".standin-pip.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT)
         out = proc.stdout.decode("utf-8", "replace")
         for line in out.splitlines():
             log.info("pip: %s", line)
