@@ -533,6 +533,12 @@ def _report_prune(name: str, outcome: PruneOutcome) -> None:
                    f"pymongo {risk.pymongo}, which a Redis restart could install over the pin)")
     if outcome.reinstalled:
         click.echo(f"{name}: reinstalled {outcome.reinstalled} from its stored wheels")
+    if outcome.persisted:
+        click.echo(f"{name}: {outcome.persisted}, so that a restart loads what is left")
+    if outcome.persist_error:
+        click.echo(f"wbload: warning: could not rewrite the AOF ({outcome.persist_error}); "
+                   "until Redis rewrites it, a restart may bring the removed requirement "
+                   "back: run BGREWRITEAOF", err=True)
     for risk in outcome.kept:
         click.echo(f"wbload: warning: the stored requirement {risk.requirement} carries pymongo "
                    f"{risk.pymongo} and a Redis restart may install it over the pin, but "

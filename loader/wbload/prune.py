@@ -7,13 +7,17 @@ to forget one; it drops one when the only session listing it is replaced (RG.PYE
 a session of our own that lists it, replace that session by one that lists nothing, and
 unregister the placeholder. Then the pin's own stored wheels are imported again
 (RG.PYEXPORTREQ, RG.PYIMPORTREQ: no PyPI needed), so the pin is what is installed now and the
-last install an AOF replays.
+last install an AOF replays. Last, the AOF is rewritten (or, without AOF, an RDB saved):
+replaying the removal from the AOF's tail does not always remove it again (measured on
+RedisGears 1.2.13 when the session that had listed it was unregistered just before), while
+the rewritten AOF's RDB preamble stores only what is left.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import redis
 
@@ -27,11 +31,14 @@ PLACEHOLDER = "GB('KeysReader').register(prefix='__wbload_prune__:*', mode='asyn
 
 @dataclass(frozen=True)
 class PruneOutcome:
-    """What prune removed, what it had to keep (a session lists it), what it reinstalled."""
+    """What prune removed, what it had to keep (a session lists it), what it reinstalled,
+    and how it made that last across restarts."""
 
     removed: list[StoredPymongo]
     kept: list[StoredPymongo]
     reinstalled: str | None
+    persisted: str | None = None  # "rewrote the AOF" / "saved the RDB"
+    persist_error: str | None = None
 
 
 def prune(deployment: Deployment, pinned_requirement: str,
@@ -68,7 +75,32 @@ def _prune_shard(deployment: Deployment, shard: Shard, pinned_requirement: str,
         finally:
             raw.close()
         reinstalled = pinned_requirement
-    return PruneOutcome(removed, [r for r in risks if r.used_by], reinstalled)
+    outcome = PruneOutcome(removed, [r for r in risks if r.used_by], reinstalled)
+    if removed:
+        try:
+            return replace(outcome, persisted=persist(client))
+        except redis.RedisError as e:
+            return replace(outcome, persist_error=str(e))
+    return outcome
+
+
+def persist(client: redis.Redis, timeout: float = 120.0) -> str:
+    """Rewrite the AOF (or, without AOF, save the RDB) and wait for it to finish."""
+    aof = int(client.info("persistence").get("aof_enabled", 0)) == 1
+    try:
+        client.execute_command("BGREWRITEAOF" if aof else "BGSAVE")
+    except redis.ResponseError as e:
+        if "in progress" not in str(e) and "scheduled" not in str(e):
+            raise
+    busy = ("aof_rewrite_in_progress", "aof_rewrite_scheduled") if aof \
+        else ("rdb_bgsave_in_progress",)
+    deadline = time.monotonic() + timeout
+    while any(int(client.info("persistence").get(k, 0)) for k in busy):
+        if time.monotonic() > deadline:
+            raise redis.TimeoutError(f"the {'AOF rewrite' if aof else 'RDB save'} did not "
+                                     f"finish in {timeout:g}s")
+        time.sleep(0.1)
+    return "rewrote the AOF" if aof else "saved the RDB"
 
 
 def forget(deployment: Deployment, client: redis.Redis, requirement: str) -> None:

@@ -20,10 +20,12 @@ import pytest
 import redis
 from pymongo.database import Database
 
+from testbench import gears_ops
 from testbench.cli import Run, wbload
 from testbench.movies import MOVIES, deploy, status, wait_drained, wait_mirrored
 from testbench.polling import wait_for
 from testbench.restart import RestartableGears
+from testbench.stock_recipe import STOCK_RECIPE, STOCK_REQUIREMENTS
 from testbench.targets import redis_client
 
 pytestmark = pytest.mark.e2e
@@ -102,6 +104,30 @@ def test_restarts_keep_the_pin_and_the_sync(restartable_gears: RestartableGears,
     client.close()
 
 
+def test_a_server_that_ran_stock_rgsync_keeps_the_pin_across_restarts(
+        restartable_gears: RestartableGears, mongo, mongo_db: Database[Any]) -> None:
+    """The issue's server: the tutorial's recipe (REQUIREMENTS rgsync pymongo==4.7.3) was
+    deployed once and is gone; rgsync stays stored. Deploying ours removes it."""
+    gears = restartable_gears
+    client = redis_client(gears.url, socket_timeout=300)
+    stock = STOCK_RECIPE.format(url=mongo.url_from_redis, db=mongo_db.name)
+    assert client.execute_command("RG.PYEXECUTE", stock, "REQUIREMENTS",
+                                  *STOCK_REQUIREMENTS) == "OK"
+    gears_ops.unregister_all(client)
+    deployed = deploy(gears.url, mongo.url_from_redis, mongo_db)
+    assert deployed.exit_code == 0, deployed.output
+    assert "removed the stored requirement rgsync (it carries pymongo 4.1.1" in deployed.stdout
+    rewrite_aof(client)
+    gears.restart()
+    client.connection_pool.disconnect()
+    report = status(gears.url)
+    assert pymongo_running(report) == {PIN} and report["warnings"] == [], report
+    expected: dict[str, dict[str, Any] | None] = {}
+    write(client, expected, 10, "after")
+    wait_mirrored(mongo_db, expected)
+    client.close()
+
+
 def test_status_says_which_pymongo_gears_runs_after_a_restart(
         restartable_gears: RestartableGears, mongo, mongo_db: Database[Any]) -> None:
     """With rgsync in REQUIREMENTS, as the recipe had it, whether a restart installs rgsync's
@@ -120,14 +146,18 @@ def test_status_says_which_pymongo_gears_runs_after_a_restart(
 
     run, report = status_run(gears.url)
     running = pymongo_running(report)
+    verified = wbload("verify", MOVIES, "--redis-url", gears.url, "--param", WITH_RGSYNC,
+                      "--param", f"MONGO_DATABASE={mongo_db.name}",
+                      "--mongo-url", mongo.url_from_redis, "--check-mongo-url", mongo.url)
     assert running == imported_pymongo(client), (run.output, report["gears_pymongo"])
     if running == {PIN}:
-        assert run.exit_code == 0, run.output
+        assert run.exit_code == 0 and verified.exit_code == 0, run.output + verified.output
     else:
         assert run.exit_code == 11, run.output
         (error,) = [line for line in run.stderr.splitlines() if "wbload: error:" in line]
         assert f"pins pymongo {PIN} but Gears' Python runs pymongo 4.1.1" in error
         assert "stored requirement rgsync" in error and "`wbload undeploy`" in error
+        assert verified.exit_code == 11 and error in verified.stderr, verified.output
 
     # The fix the error gives: undeploy what lists rgsync, prune, restart, deploy without it.
     assert wbload("undeploy", NAME, "--redis-url", gears.url).exit_code == 0

@@ -551,10 +551,13 @@ class Engine(object):
             reqs, needed = self.reqs.for_session(req_names, force)
             if needed:
                 try:
-                    self.reqs.install_session(reqs)
+                    changed = self.reqs.install_session(reqs)
                 except RequirementError as e:
                     return Err(str(e))
-                self._reset_modules()
+                # Gears resets its module cache after any install; here only when files
+                # changed: re-importing unchanged files under live registrations only races.
+                if changed:
+                    self._reset_modules()
             ctx = ExecCtx(Session(name, desc, reqs, needed))
             reply = self._run_script(script, ctx)
             if reply is not None:

@@ -75,6 +75,7 @@ class Requirements(object):
         self.venv_dir = venv_dir or sys.prefix
         self.python = python or sys.executable
         self.by_name = {}  # Gears' RequirementsDict
+        self.changed = False  # whether the last install_all ran pip
         self.lock = threading.RLock()
 
     # ------------------------------------------------------------ pip
@@ -126,11 +127,13 @@ class Requirements(object):
     def install_all(self, reqs):
         """Install in order; skipped when that would not change the environment."""
         names = [r.name for r in reqs]
+        self.changed = False
         if names and self._record()[-len(names):] == names:
             log.info("requirements %s already installed in this order, skipping pip", names)
             for r in reqs:
                 r.installed = True
             return True
+        self.changed = True
         for r in reqs:
             wheels = [w for w in r.wheels if w.endswith((".whl", ".tar.gz", ".zip"))]
             ok = self._pip(["install", "--no-cache-dir", "--force-reinstall", "--no-index"]
@@ -154,7 +157,8 @@ class Requirements(object):
             return [Requirement(n, self._base_path(n)) for n in names], True
 
     def install_session(self, reqs):
-        """Download + install; raises RequirementError with Gears' texts."""
+        """Download + install; raises RequirementError with Gears' texts. True when pip ran
+        (False: the environment already ended with these, in this order)."""
         with self.lock:
             for r in reqs:
                 if not self.download(r):
@@ -163,6 +167,7 @@ class Requirements(object):
             if not self.install_all(reqs):
                 raise RequirementError("Failed installing requirements on shard, please check "
                                        "shard logs for more details.")
+            return self.changed
 
     def add_to_dict(self, reqs):
         with self.lock:
