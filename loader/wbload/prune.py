@@ -51,7 +51,9 @@ def prune(deployment: Deployment, pinned_requirement: str,
                 for shard in deployment.shards]
     return PruneOutcome([r for o in outcomes for r in o.removed],
                         [r for o in outcomes for r in o.kept],
-                        next((o.reinstalled for o in outcomes if o.reinstalled), None))
+                        next((o.reinstalled for o in outcomes if o.reinstalled), None),
+                        next((o.persisted for o in outcomes if o.persisted), None),
+                        next((o.persist_error for o in outcomes if o.persist_error), None))
 
 
 def _prune_shard(deployment: Deployment, shard: Shard, pinned_requirement: str,
