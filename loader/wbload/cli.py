@@ -70,6 +70,14 @@ class WbloadGroup(click.Group):
             raise
         except WbloadError as e:
             _fail(ctx, str(e), e.exit_code)
+        except (redis.exceptions.MovedError, redis.exceptions.AskError,
+                redis.exceptions.TryAgainError) as e:
+            _fail(ctx, f"the cluster's slots moved while wbload ran ({type(e).__name__}: {e}); "
+                  "run it again once `redis-cli --cluster check` shows no slot migrating",
+                  ExitCode.REDIS_UNREACHABLE)
+        except redis.exceptions.ClusterDownError as e:
+            _fail(ctx, f"the Redis Cluster is down ({e}); bring every shard up, run `wbload "
+                  "refresh`, then retry", ExitCode.SERVER_UNSUITABLE)
         except redis.RedisError as e:
             _fail(ctx, f"Redis error: {e}", ExitCode.REDIS_UNREACHABLE
                   if isinstance(e, (redis.ConnectionError, redis.TimeoutError))
@@ -644,6 +652,9 @@ def resync_command(name: str, target: RedisTarget, streams: Sequence[str],
 
 
 def _say_skipped(name: str, where: str, outcome: ResyncOutcome) -> None:
+    if outcome.gone:
+        click.echo(f"{name}: {outcome.gone} key(s) of {where} are gone from Redis without an "
+                   "app delete (expired, evicted): their Mongo documents stay", err=True)
     if outcome.skipped:
         sample = ", ".join(outcome.skipped[:3]) + (", ..." if len(outcome.skipped) > 3 else "")
         click.echo(f"{name}: skipped {len(outcome.skipped)} key(s) of {where} that are not "

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from .errors import DeployFailed, WbloadError
 from .plan import Plan
 from .registrations import Registration, WriteBehind, read_registrations
-from .resync import keys_in_stream, resync
+from .resync import resync
+from .streams import changed_keys
 from .topology import Deployment
 
 BRIDGE_NAME = "wbload.ForceBridge"  # not `<name>.KeysReader`: the recipe's handover ignores it
@@ -35,7 +36,10 @@ def bridge_recipe(name: str, key_prefix: str, stream: str) -> str:
         "from redisgears import executeCommand as execute\n"
         "from redisgears import getMyHashTag as hashtag\n"
         "def record(r):\n"
-        f"    execute('XADD', {stream!r} + '-{{%s}}' % hashtag(), '*', '_original_key', r['key'])\n"
+        "    if r['event'] == 'keymiss':\n"  # a read that missed: nothing changed
+        "        return\n"
+        f"    execute('XADD', {stream!r} + '-{{%s}}' % hashtag(), '*', '_original_key', r['key'],\n"
+        "            '_event', r['event'] or '')\n"
         f"GB('KeysReader', desc={desc!r}).foreach(record).register(\n"
         f"    mode='sync', prefix={key_prefix + ':*'!r}, readValue=False)\n"
     )
@@ -68,9 +72,11 @@ def replace(deployment: Deployment, deploy_plan: Plan,
         for shard, stream in streams:
             if not shard.client.exists(stream):
                 continue
-            resync(deployment, name,
-                   [k for k in keys_in_stream(shard, stream) if k.startswith(under)])
-            shard.client.delete(stream)
+            changed = changed_keys(shard, stream)
+            keys = [k for k in changed if k.startswith(under)]
+            resync(deployment, name, keys, {k for k in keys if changed[k]})
+            if len(keys) == len(changed):  # else kept: an orphan `status` shows, to resync
+                shard.client.delete(stream)
     return registered
 
 

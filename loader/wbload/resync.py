@@ -3,22 +3,20 @@ a Mongo restored from a backup)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from .errors import NotDeployed, UsageError
 from .registrations import unregister, write_behind
-from .streams import entries
+from .streams import changed_keys
 from .topology import Deployment, Shard
 
-ORIGINAL_KEY_FIELD = "_original_key"
-
-# Rewrite one key as it is, so the write-behind's KeysReader queues its current state; a key
-# that is gone is created empty and deleted, so it queues a delete; a key that is not a JSON
-# document (Redis OM's index hashes, say) is left alone. Atomic: no app write can fall between
-# reading the document and rewriting it. One key per call: on a cluster a script's keys must
-# share a slot.
+# Rewrite one key as it is, so the write-behind's KeysReader queues its current state (1). A
+# key that is gone is created empty and deleted, so that it queues a delete, only when ARGV[1]
+# is '1' (2: left alone). A key that is not a JSON document (Redis OM's index hashes, say) is
+# left alone (0). Atomic: no app write can fall between reading the document and rewriting it.
+# One key per call: on a cluster a script's keys must share a slot.
 _TOUCH = """
 local key = KEYS[1]
 local kind = redis.call('TYPE', key)['ok']
@@ -26,6 +24,9 @@ if kind == 'ReJSON-RL' then
   redis.call('JSON.SET', key, '$', redis.call('JSON.GET', key))
   return 1
 elseif kind == 'none' then
+  if ARGV[1] ~= '1' then
+    return 2
+  end
   redis.call('JSON.SET', key, '$', '{}')
   redis.call('DEL', key)
   return 1
@@ -36,25 +37,12 @@ return 0
 
 @dataclass(frozen=True)
 class ResyncOutcome:
-    """How many keys were queued again, and those skipped (not JSON documents)."""
+    """How many keys were queued again; those skipped (not JSON documents); and how many were
+    gone and left alone (nothing says the app deleted them: Mongo keeps them)."""
 
     queued: int
     skipped: list[str]
-
-
-def keys_in_stream(shard: Shard, stream: str, chunk: int = 1000) -> list[str]:
-    """The distinct keys a write-behind stream mentions, in first-seen order."""
-    seen: dict[str, None] = {}
-    start = "-"
-    while True:
-        chunk_entries = entries(shard.client, stream, start, chunk)
-        for _entry_id, fields in chunk_entries:
-            key = fields.get(ORIGINAL_KEY_FIELD)
-            if key:
-                seen.setdefault(key, None)
-        if len(chunk_entries) < chunk:
-            return list(seen)
-        start = "(" + chunk_entries[-1][0]
+    gone: int = 0
 
 
 def keys_with_prefix(deployment: Deployment, prefix: str) -> Iterator[str]:
@@ -71,21 +59,28 @@ def resync_prefix(deployment: Deployment, name: str) -> str:
 
 
 def resync(deployment: Deployment, name: str, keys: Iterable[str],
-           chunk: int = 500) -> ResyncOutcome:
-    """Queue the current state of `keys` through write-behind `name`, each on its shard."""
+           deletes: Container[str] = frozenset(), chunk: int = 500) -> ResyncOutcome:
+    """Queue the current state of `keys` through write-behind `name`, each on its shard.
+
+    A key that is gone queues a delete only if it is in `deletes` (the app deleted it last):
+    Redis is the cache, and a key that expired, was evicted or just missed must not delete
+    its Mongo document.
+    """
     prefix = f"{resync_prefix(deployment, name)}:"
     pending: dict[int, tuple[Shard, list[str]]] = {}
-    queued, skipped = 0, list[str]()
+    queued, gone = 0, 0
+    skipped: list[str] = []
 
     def flush(shard: Shard, batch: list[str]) -> None:
-        nonlocal queued
+        nonlocal queued, gone
         touch = shard.client.register_script(_TOUCH)
         with shard.client.pipeline(transaction=False) as pipe:
             for key in batch:
-                touch(keys=[key], client=pipe)
+                touch(keys=[key], args=["1" if key in deletes else "0"], client=pipe)
             results = [int(n) for n in pipe.execute()]
-        queued += sum(results)
-        skipped.extend(key for key, done in zip(batch, results) if not done)
+        queued += results.count(1)
+        gone += results.count(2)
+        skipped.extend(key for key, done in zip(batch, results) if done == 0)
         batch.clear()
 
     for key in keys:
@@ -99,7 +94,7 @@ def resync(deployment: Deployment, name: str, keys: Iterable[str],
     for shard, batch in pending.values():
         if batch:
             flush(shard, batch)
-    return ResyncOutcome(queued, skipped)
+    return ResyncOutcome(queued, skipped, gone)
 
 
 def resync_stream(deployment: Deployment, name: str, stream: str) -> ResyncOutcome:
@@ -124,15 +119,17 @@ def resync_stream(deployment: Deployment, name: str, stream: str) -> ResyncOutco
             unregister(deployment, registration)
             streams += [(other, other.stream(pattern)) for other in deployment.shards
                         if other.stream(pattern) != stream]
-    queued, skipped = 0, list[str]()
+    queued, gone = 0, 0
+    skipped: list[str] = []
     for owner, name_ in streams:
         if not owner.client.exists(name_):
             continue
-        outcome = resync(deployment, name, keys_in_stream(owner, name_))
+        changed = changed_keys(owner, name_)
+        outcome = resync(deployment, name, changed, {k for k, delete in changed.items() if delete})
         owner.client.delete(name_)
-        queued += outcome.queued
+        queued, gone = queued + outcome.queued, gone + outcome.gone
         skipped += outcome.skipped
-    return ResyncOutcome(queued, skipped)
+    return ResyncOutcome(queued, skipped, gone)
 
 
 def _glob_escape(text: str) -> str:

@@ -18,6 +18,35 @@ def entries(
             for entry_id, fields in reply]
 
 
+ORIGINAL_KEY_FIELD = "_original_key"
+# Deletes Redis does on its own (and a read that missed): they must not delete in Mongo.
+HOUSEKEEPING_EVENTS = frozenset(["expired", "evicted", "keymiss"])
+# Keyspace events of an app removing a key (DEL/UNLINK/GETDEL, JSON.DEL of the root, a RENAME
+# or MOVE away), as the --force bridge records them.
+APP_DELETE_EVENTS = frozenset(["del", "json.del", "rename_from", "move_from"])
+
+
+def changed_keys(shard: Shard, stream: str, chunk: int = 1000) -> dict[str, bool]:
+    """The distinct keys a write-behind stream mentions (first-seen order) -> whether its
+    last change there was a delete by the app (ours and rgsync's `#` `~`, or an event the
+    --force bridge recorded), not Redis' housekeeping."""
+    found: dict[str, bool] = {}
+    start = "-"
+    while True:
+        chunk_entries = entries(shard.client, stream, start, chunk)
+        for _entry_id, fields in chunk_entries:
+            key = fields.get(ORIGINAL_KEY_FIELD)
+            if key:
+                event = fields.get("_event") or ""
+                if "#" in fields:  # a queued change: ours (with its event) or rgsync's
+                    found[key] = fields["#"] == "~" and event not in HOUSEKEEPING_EVENTS
+                else:  # the --force bridge: the event only
+                    found[key] = event in APP_DELETE_EVENTS
+        if len(chunk_entries) < chunk:
+            return found
+        start = "(" + chunk_entries[-1][0]
+
+
 def shard_stream(shard: Shard, pattern: str | None) -> str | None:
     """The stream a StreamReader watching `pattern` reads on `shard` (None without one).
 
@@ -85,8 +114,3 @@ def orphan_streams(deployment: Deployment, live_patterns: list[str]) -> dict[str
             if waiting:
                 orphans[key] = waiting
     return orphans
-
-
-def stream_shard(deployment: Deployment, stream: str) -> Shard:
-    """The shard that holds `stream` (a name from status, e.g. an orphan)."""
-    return deployment.shard_of(stream)

@@ -155,10 +155,16 @@ def gears_cluster_problems(deployment: Deployment) -> list[str]:
                 f"RedisGears on {shard.address} does not know the cluster "
                 f"(RG.INFOCLUSTER: {_text(view)}); {REFRESH_HINT}"
             )
-        elif known != primaries:
+        elif set(known) != primaries:
             problems.append(
                 f"RedisGears on {shard.address} sees shards {', '.join(sorted(known))}, "
                 f"Redis has {', '.join(sorted(primaries))}; {REFRESH_HINT}"
+            )
+        elif known[shard.address] != shard.min_slot:
+            # its hashtag() (and so every key name its recipe code makes) follows Gears' view
+            problems.append(
+                f"RedisGears on {shard.address} has its lowest slot at {known[shard.address]}, "
+                f"Redis at {shard.min_slot} (slots moved?); {REFRESH_HINT}"
             )
     return problems
 
@@ -233,14 +239,16 @@ def _all_nodes(client: redis.Redis) -> list[tuple[str, int]]:
     return sorted(set(nodes))
 
 
-def _gears_view(reply: Any) -> set[str] | None:
-    """host:port of every shard in an RG.INFOCLUSTER reply; None for `no cluster mode`."""
+def _gears_view(reply: Any) -> dict[str, int] | None:
+    """host:port -> lowest slot, of every shard in an RG.INFOCLUSTER reply; None for
+    `no cluster mode`."""
     if not isinstance(reply, (list, tuple)) or len(reply) < 5:
         return None
-    shards = set()
+    shards = {}
     for entry in reply[4] or []:
         fields = dict(zip(map(_text, entry[::2]), entry[1::2]))
-        shards.add(f"{_text(fields.get('ip'))}:{_text(fields.get('port'))}")
+        address = f"{_text(fields.get('ip'))}:{_text(fields.get('port'))}"
+        shards[address] = int(_text(fields.get("minHslot", -1)))
     return shards
 
 

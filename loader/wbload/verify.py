@@ -15,7 +15,7 @@ import pymongo
 import redis
 from pymongo.errors import PyMongoError
 
-from .errors import NotDeployed, VerifyFailed, WrongPymongo
+from .errors import NotDeployed, UsageError, VerifyFailed, WrongPymongo
 from .gears_errors import one_line
 from .interpreter import check_pins, pinned_pymongo
 from .redact import mask_url
@@ -38,11 +38,17 @@ class Step:
 def mongo_url_for(deployment: Deployment, recipe_url: str) -> str:
     """The recipe's MONGO_URL as this machine can use it (resolving env:VAR and redis:KEY)."""
     if recipe_url.startswith("env:"):
-        return os.environ.get(recipe_url[4:], "")
-    if recipe_url.startswith("redis:"):
+        url = os.environ.get(recipe_url[4:], "")
+        where = f"the environment variable {recipe_url[4:]} (set here, or --check-mongo-url)"
+    elif recipe_url.startswith("redis:"):
         key = recipe_url[6:]
-        return str(deployment.keyed(key).get(key) or "")
-    return recipe_url
+        url = str(deployment.keyed(key).get(key) or "")
+        where = f"the Redis key {key} (or give --check-mongo-url)"
+    else:
+        return recipe_url
+    if not url:
+        raise UsageError(f"the recipe's MONGO_URL is {recipe_url}, and there is no URL in {where}")
+    return url
 
 
 def probe_keys(deployment: Deployment, prefix: str) -> dict[str, tuple[Shard, str]]:
@@ -94,8 +100,12 @@ def verify(
             deadline = started + timeout
             waiting = dict(probes)
             while waiting:
-                found = {d[key_field]: d for d in collection.find(
-                    {key_field: {"$in": list(waiting)}})}
+                try:
+                    found = {d[key_field]: d for d in collection.find(
+                        {key_field: {"$in": list(waiting)}})}
+                except PyMongoError as e:
+                    raise VerifyFailed(f"lost Mongo at {mask_url(mongo_url)} while waiting for "
+                                       f"the probe: {one_line(str(e), 150)}") from None
                 for key_id in list(waiting):
                     if _arrived(found.get(key_id), name):
                         del waiting[key_id]

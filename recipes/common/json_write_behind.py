@@ -46,9 +46,10 @@ from redisgears import getMyHashTag as hashtag
 # None: every keyspace event of a key under the prefix triggers the KeysReader.
 EVENT_TYPES = None
 
-# How long after registering the new version retires the older KeysReader (see
-# wait_for_predecessors).
-HANDOVER_GRACE_S = 2.0
+# How long after registering the new version its batches retire the older KeysReader, when
+# wbload has not done it already (it does once every shard lists the new pair): RedisGears
+# gives up on a registration after 30 s, so by then every shard has applied it or none has.
+HANDOVER_GRACE_S = 35.0
 
 # What a queued change says in its '#' field (the connector reads the same letters).
 UPSERT, DELETE = '=', '~'
@@ -132,7 +133,8 @@ def wait_for_predecessors(name, predecessors, registered_at):
 
     Its KeysReader is unregistered (everywhere) once this version has been registered for
     HANDOVER_GRACE_S: this batch proves the new KeysReader live here, and the grace lets every
-    other shard apply the registration first (each applies it when it receives it). Until its
+    other shard apply the registration first (each applies it when it receives it); until
+    then both KeysReaders queue each change, which costs only a duplicate. Until its
     stream on this shard is empty, raise (Gears retries the batch later): every old change of
     a key is written before any new one. The older StreamReader itself is left registered,
     idle: on a cluster other shards may still be draining theirs, and unregistering is

@@ -39,5 +39,11 @@ def test_bridge_is_python_37_and_records_keys_under_the_prefix() -> None:
     assert calls["reader"] == "KeysReader" and BRIDGE_NAME in calls["desc"]
     assert calls["register"] == {"mode": "sync", "prefix": "Movie'Entity:*", "readValue": False}
     calls["step"]({"key": "Movie'Entity:1", "event": "json.set"})
-    assert executed == [("XADD", "_Movies-stream-force-1-{06S}", "*",
-                         "_original_key", "Movie'Entity:1")]
+    calls["step"]({"key": "Movie'Entity:2", "event": "keymiss"})  # a read: not recorded
+    calls["step"]({"key": "Movie'Entity:3", "event": "expired"})
+    assert executed == [
+        ("XADD", "_Movies-stream-force-1-{06S}", "*", "_original_key", "Movie'Entity:1",
+         "_event", "json.set"),
+        ("XADD", "_Movies-stream-force-1-{06S}", "*", "_original_key", "Movie'Entity:3",
+         "_event", "expired"),
+    ]

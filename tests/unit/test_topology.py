@@ -58,7 +58,7 @@ def test_stream_names_match_what_rgsync_made_on_each_shard() -> None:
 
 def test_gears_view_lists_every_shard() -> None:
     view = _gears_view(transcript("02-infocluster-7001.json")["reply"])
-    assert view == {"127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"}
+    assert view == {"127.0.0.1:7001": 0, "127.0.0.1:7002": 5461, "127.0.0.1:7003": 10923}
 
 
 def test_gears_view_of_an_unrefreshed_node_is_none() -> None:
@@ -76,8 +76,11 @@ class FakeNode:
         return self.reply
 
 
+RANGES = ((0, 5460), (5461, 10922), (10923, 16383))  # as the recorded cluster's
+
+
 def cluster(*replies: Any) -> Deployment:
-    shards = [Shard(f"127.0.0.1:{7001 + i}", FakeNode(r), ((i * 5461, i * 5461 + 5460),))  # type: ignore[arg-type]
+    shards = [Shard(f"127.0.0.1:{7001 + i}", FakeNode(r), (RANGES[i],))  # type: ignore[arg-type]
               for i, r in enumerate(replies)]
     return Deployment(RedisTarget("redis://127.0.0.1:7001"), shards[0].client, shards, True)
 
@@ -111,4 +114,13 @@ def test_a_key_goes_to_the_shard_owning_its_slot() -> None:
     deployment = cluster(good, good, good)
     for key in ("MovieEntity:1", "MovieEntity:2", "wbload:secret{63n}"):
         slot = key_slot(key.encode())
-        assert deployment.shard_of(key).min_slot == (slot // 5461) * 5461
+        assert deployment.shard_of(key).min_slot == next(a for a, b in RANGES if a <= slot <= b)
+
+
+def test_gears_with_another_lowest_slot_than_redis_is_a_problem() -> None:
+    good = transcript("02-infocluster-7001.json")["reply"]
+    deployment = cluster(good, good, good)
+    moved = Shard("127.0.0.1:7002", deployment.shards[1].client, ((5000, 10922),))
+    deployment.shards[1] = moved
+    (problem,) = gears_cluster_problems(deployment)
+    assert "127.0.0.1:7002" in problem and "5461" in problem and "5000" in problem
