@@ -50,7 +50,7 @@ from .resync import ResyncOutcome, keys_with_prefix, resync, resync_prefix, resy
 from .scaffold import new_recipe
 from .server import ready_deployment
 from .status import ReaderStatus, StatusReport, WriteBehindStatus, collect_status
-from .topology import Deployment, refresh
+from .topology import Deployment, gears_cluster_problems, refresh
 from .undeploy import undeploy
 from .verify import Step, mongo_url_for, verify
 from .watch import age, watch
@@ -347,7 +347,10 @@ def status_frames(target: RedisTarget, by_shard: bool, every: float,
         try:
             if not held:
                 held.append(connect(target))
-            report = (collect or functools.partial(collect_status, pymongo=False))(held[0])
+            else:  # a node restarted meanwhile is unrefreshed now: look again every frame
+                held[0].problems[:] = gears_cluster_problems(held[0])
+            polling = functools.partial(collect_status, pymongo=False, orphans=False)
+            report = (collect or polling)(held[0])
             body = status_text(report, by_shard)
             body += "".join(f"\nwbload: error: {e}" for e in report.errors)
         except (WbloadError, redis.RedisError) as e:

@@ -155,7 +155,7 @@ class Exporter(Collector):
         try:
             deployment = self._deployment or self._connect(self.target)
             self._deployment = deployment
-            report = collect_status(deployment, pymongo=False)
+            report = collect_status(deployment, pymongo=False, orphans=False)
             up = {shard.address: True for shard in deployment.shards}
         except Exception as e:  # noqa: BLE001 - the exporter must keep serving
             up = self._answering()

@@ -113,18 +113,22 @@ class StatusReport:
         return report
 
 
-def collect_status(deployment: Deployment, pymongo: bool = True) -> StatusReport:
+def collect_status(deployment: Deployment, pymongo: bool = True,
+                   orphans: bool = True) -> StatusReport:
     """The status of every write-behind on every shard, and of orphaned streams.
 
-    `pymongo=False` skips asking Gears which pymongo it runs (a Python run on every shard),
-    for callers that poll (`wbload monitor`)."""
+    For callers that poll (`wbload monitor`, `status --watch`): `pymongo=False` skips asking
+    Gears which pymongo it runs (a Python run on every shard), `orphans=False` the search for
+    orphaned streams (a SCAN of every shard's keyspace: 10 million keys are thousands of
+    round trips)."""
     shards = per_shard(deployment)
     names = sorted({name for _, wbs in shards for name in wbs})
     statuses = [_status_of(deployment, name, shards) for name in names]
     live = sorted({r.stream_pattern for _, wbs in shards for wb in wbs.values()
                    for r in wb.registrations if r.stream_pattern})
     report = StatusReport("cluster" if deployment.is_cluster else "node", statuses,
-                          orphan_streams(deployment, live), errors=list(deployment.problems))
+                          orphan_streams(deployment, live) if orphans else {},
+                          errors=list(deployment.problems))
     for status in statuses:
         report.errors.extend(
             f"{status.name} on {s.shard} is missing a reader: deploy again to repair"

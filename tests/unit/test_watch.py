@@ -72,6 +72,9 @@ def test_frames_show_heading_status_and_recover_after_an_error() -> None:
     connects = []
 
     class Held:
+        is_cluster = False  # a single node: nothing to refresh between frames
+        problems: list[str] = []
+
         def close(self) -> None:
             pass
 
