@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 
 import redis
 
+from .errors import RecipeError
 from .interpreter import StoredPymongo, restart_risks, running_pymongo
 from .registrations import read_registrations, unregister
 from .requirements import installed_requirements, pin, requirement_users
@@ -61,7 +62,7 @@ def _prune_shard(deployment: Deployment, shard: Shard, pinned_requirement: str,
     client = shard.client
     pinned = pin(pinned_requirement)
     if pinned is None:
-        raise ValueError(f"{pinned_requirement!r} is not a pin (package==version)")
+        raise RecipeError(f"{pinned_requirement!r} is not a pin (package==version)")
     risks = restart_risks(installed_requirements(client), pinned[1], requirement_users(client))
     removed = [risk for risk in risks if not risk.used_by]
     for risk in removed:

@@ -86,9 +86,9 @@ def recipe_text(entity: str, prefix: str, collection: str, key_field: str,
     if prefix.endswith(":*") or prefix.endswith(":"):
         raise UsageError(f"bad --prefix {prefix!r}: give the key prefix without ':' "
                          f"(keys are {prefix.rstrip(':*')}:<id>)")
-    sink = entity.lower()
-    if sink in {"gb", "jsonwritebehind", "mongosink"}:
-        sink += "_sink"
+    # `<entity>_sink`, not `<entity>`: the inlined modules share the recipe's namespace, so
+    # an entity called `json` or `time` would shadow a module the sink uses.
+    sink = f"{entity.lower()}_sink"
     return TEMPLATE.format(entity=entity, prefix=prefix, collection=collection,
                            key_field=key_field, database=database, name=write_name(entity),
                            sink=sink, indent=" " * len(f"{sink} = MongoSink("))

@@ -11,7 +11,7 @@ every key a recipe makes lives on one shard, so those are read from each primary
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -83,10 +83,6 @@ class Deployment:
     def keyed(self, key: str) -> redis.Redis:
         """A client of the shard that owns `key`."""
         return self.shard_of(key).client
-
-    def each(self, fn: Callable[[Shard], T]) -> list[tuple[Shard, T]]:
-        """`fn` on every shard, in shard order."""
-        return [(shard, fn(shard)) for shard in self.shards]
 
     def scan(self, match: str, type_: str | None = None, count: int = 1000) -> Iterator[str]:
         """Every key matching `match` on every shard (each key once)."""

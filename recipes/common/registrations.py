@@ -46,8 +46,7 @@ def take_over(name, version):
             'version': old_version,
             'pattern': args['stream'],
         })
-        pattern = args['stream']
-        note(name, '%s %s keeps draining %s' % (reader, old_version, pattern))
+        note(name, '%s %s keeps draining %s' % (reader, old_version, args['stream']))
     return keys_readers + stream_readers
 
 
