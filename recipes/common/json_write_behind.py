@@ -46,10 +46,11 @@ from redisgears import getMyHashTag as hashtag
 # None: every keyspace event of a key under the prefix triggers the KeysReader.
 EVENT_TYPES = None
 
-# How long after registering the new version its batches retire the older KeysReader, when
-# wbload has not done it already (it does once every shard lists the new pair): RedisGears
-# gives up on a registration after 30 s, so by then every shard has applied it or none has.
-HANDOVER_GRACE_S = 35.0
+# On a cluster, how long after registering the new version its batches retire the older
+# KeysReader, when wbload has not done it already (it does once every shard lists the new
+# pair): RedisGears gives up on a registration after 30 s, so by then every shard has applied
+# it or none has. On one node a batch of the new version proves its KeysReader live.
+CLUSTER_HANDOVER_GRACE_S = 35.0
 
 # What a queued change says in its '#' field (the connector reads the same letters).
 UPSERT, DELETE = '=', '~'
@@ -131,17 +132,18 @@ class JSONWriteBehind(object):
 def wait_for_predecessors(name, predecessors, registered_at):
     """Hand over from the older version, on the shard this batch runs on.
 
-    Its KeysReader is unregistered (everywhere) once this version has been registered for
-    HANDOVER_GRACE_S: this batch proves the new KeysReader live here, and the grace lets every
-    other shard apply the registration first (each applies it when it receives it); until
-    then both KeysReaders queue each change, which costs only a duplicate. Until its
+    Its KeysReader is unregistered: this batch proves the new KeysReader live here; on a
+    cluster (where unregistering is cluster-wide) only CLUSTER_HANDOVER_GRACE_S after the
+    registration, so that every other shard has applied it first (each applies it when it
+    receives it). Until then both KeysReaders queue each change, which costs a duplicate. Until its
     stream on this shard is empty, raise (Gears retries the batch later): every old change of
     a key is written before any new one. The older StreamReader itself is left registered,
     idle: on a cluster other shards may still be draining theirs, and unregistering is
     cluster-wide; `wbload deploy` retires it once every shard's stream is empty.
     """
     keys_readers = [p for p in predecessors if 'pattern' not in p]
-    if keys_readers and time.time() - registered_at >= HANDOVER_GRACE_S:
+    if keys_readers and (not in_cluster()
+                         or time.time() - registered_at >= CLUSTER_HANDOVER_GRACE_S):
         for predecessor in keys_readers:
             with suppress(Exception):  # already unregistered (e.g. by wbload after deploy)
                 execute('RG.UNREGISTER', predecessor['id'])
@@ -157,6 +159,12 @@ def wait_for_predecessors(name, predecessors, registered_at):
             note(name, 'version %s wrote its last change on this shard'
                  % predecessor['version'])
             predecessors.remove(predecessor)
+
+
+def in_cluster():
+    """Whether this shard's RedisGears runs in cluster mode (it answers `no cluster mode`
+    on a single node)."""
+    return isinstance(execute('RG.INFOCLUSTER'), list)
 
 
 # New lists, never in place: the aggregate's zero value is shared between executions.
