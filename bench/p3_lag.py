@@ -46,8 +46,7 @@ def lag(sink: Sink, run: Any, rate: float, seconds: float, poll: float = 0.01,
     warm = warm_up(client, coll, timeout=120)
 
     n = max(1, int(rate * seconds))
-    items, shard_of = _items(client, n)
-    shard_count = max(shard_of) + 1
+    items, shard_of, shard_count = _items(client, n)
     # per shard: its documents' indexes in sending order
     order: list[list[int]] = [[j for j in range(n) if shard_of[j] == s]
                               for s in range(shard_count)]
@@ -124,11 +123,13 @@ def lag(sink: Sink, run: Any, rate: float, seconds: float, poll: float = 0.01,
     }
 
 
-def _items(client: Client, n: int) -> tuple[list[tuple[str, str, dict[str, Any]]], list[int]]:
-    """The documents and each one's shard index: all 0 on one node (documents as in P2); on
-    a cluster each document carries its shard's index as `benchShard`."""
+def _items(client: Client, n: int
+           ) -> tuple[list[tuple[str, str, dict[str, Any]]], list[int], int]:
+    """The documents, each one's shard index and the number of shards: all 0 of 1 on one
+    node (documents as in P2); on a cluster each document carries its shard's index as
+    `benchShard`."""
     if isinstance(client, redis.Redis):
-        return docs.movies(n), [0] * n
+        return docs.movies(n), [0] * n, 1
     names = [node.name for node in client.get_primaries()]
     tpl = docs.templates()
     items, shard_of = [], []
@@ -137,4 +138,4 @@ def _items(client: Client, n: int) -> tuple[list[tuple[str, str, dict[str, Any]]
         doc = docs.movie(i, tpl, benchShard=shard)
         items.append((docs.key(i), json.dumps(doc), doc))
         shard_of.append(shard)
-    return items, shard_of
+    return items, shard_of, len(names)

@@ -62,21 +62,23 @@ class Sink:
 
 def pyexecute(redis_url: str, *args: str) -> None:
     """RG.PYEXECUTE once, on the node of `redis_url` (on a cluster Gears registers it on every
-    shard). A fresh cluster installing requirements can mark the sending node failed for a
-    while: the reply is CLUSTERDOWN though the registration goes on; then wait for it."""
+    shard). Installing requirements can block the node longer than cluster-node-timeout
+    (seen on a real 1.2.13 cluster with stock's rgsync, reinstalled now and then), so the
+    others mark it failed: the reply is CLUSTERDOWN though the registration goes on; then
+    wait until it is listed on every shard and the cluster serves again."""
     with redis_client(redis_url) as client:
         try:
             client.execute_command("RG.PYEXECUTE", *args)
             return
-        except redis.ResponseError as e:
-            if "CLUSTERDOWN" not in str(e):
-                raise
+        except redis.exceptions.ClusterDownError:
+            pass
     deadline = time.monotonic() + 180
     while True:
         try:
             with cluster_client(redis_url, socket_timeout=10) as cluster:
-                if all(node.execute_command("RG.DUMPREGISTRATIONS")
-                       for node in primaries(cluster)):
+                nodes = primaries(cluster)
+                if all("cluster_state:ok" in str(node.execute_command("CLUSTER", "INFO"))
+                       and node.execute_command("RG.DUMPREGISTRATIONS") for node in nodes):
                     return
         except redis.RedisError:
             pass
