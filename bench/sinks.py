@@ -17,7 +17,15 @@ from typing import Any
 
 import redis
 
-from .env import REPO, Client, cluster_client, load_test_helper, primaries, redis_client
+from .env import (
+    REPO,
+    Client,
+    cluster_client,
+    cluster_enabled,
+    load_test_helper,
+    primaries,
+    redis_client,
+)
 
 OURS_RECIPE = REPO / "recipes" / "movies.py"
 COLLECTION = "movies"
@@ -46,17 +54,29 @@ class Sink:
     def deploy(self, redis_url: str, mongo_url_from_redis: str, database: str) -> float:
         """Register it (after reset()); the seconds the deploy took."""
         started = time.monotonic()
+        cluster = self.label != "bare" and cluster_enabled(redis_url)
         if self.label == "bare":
             return 0.0
         if self.label == NOOP_LABEL:
             pyexecute(redis_url, NOOP_KEYSREADER)
-            return time.monotonic() - started
-        if self.label == "stock":
+        elif self.label == "stock":
             code = STOCK_RECIPE.format(url=mongo_url_from_redis, db=database)
             pyexecute(redis_url, code, "REQUIREMENTS", *REQUIREMENTS)
         else:
-            wbload_deploy(self.recipe or OURS_RECIPE, redis_url, mongo_url_from_redis,
-                          database, check=True)
+            recipe = self.recipe or OURS_RECIPE
+            done = wbload_deploy(recipe, redis_url, mongo_url_from_redis, database)
+            if done.returncode and cluster and "cluster is down" in done.stderr.lower():
+                # see pyexecute(): the registration may be made all the same; once the cluster
+                # serves again the same deploy says "up to date" or completes it
+                print(f"    {self.label}: wbload deploy answered CLUSTERDOWN; waiting, then "
+                      "deploying again", flush=True)
+                wait_serving(redis_url, registered=False)
+                done = wbload_deploy(recipe, redis_url, mongo_url_from_redis, database)
+            if done.returncode:
+                raise RuntimeError(f"wbload deploy failed ({done.returncode}): "
+                                   f"{done.stderr.strip() or done.stdout.strip()}")
+        if cluster:
+            wait_serving(redis_url)
         return time.monotonic() - started
 
 
@@ -71,20 +91,28 @@ def pyexecute(redis_url: str, *args: str) -> None:
             client.execute_command("RG.PYEXECUTE", *args)
             return
         except redis.exceptions.ClusterDownError:
-            pass
-    deadline = time.monotonic() + 180
+            print("    RG.PYEXECUTE answered CLUSTERDOWN; waiting for the cluster",
+                  flush=True)
+    wait_serving(redis_url)
+
+
+def wait_serving(redis_url: str, registered: bool = True, timeout: float = 180) -> None:
+    """Until every primary says cluster_state:ok (and, if `registered`, lists a
+    registration)."""
+    deadline = time.monotonic() + timeout
     while True:
         try:
             with cluster_client(redis_url, socket_timeout=10) as cluster:
-                nodes = primaries(cluster)
                 if all("cluster_state:ok" in str(node.execute_command("CLUSTER", "INFO"))
-                       and node.execute_command("RG.DUMPREGISTRATIONS") for node in nodes):
+                       and (not registered or node.execute_command("RG.DUMPREGISTRATIONS"))
+                       for node in primaries(cluster)):
                     return
         except redis.RedisError:
             pass
         if time.monotonic() > deadline:
-            raise RuntimeError("RG.PYEXECUTE answered CLUSTERDOWN and the registration did "
-                               "not appear on every shard within 180 s")
+            raise RuntimeError(f"the cluster did not serve (every primary ok"
+                               f"{', the registration listed' if registered else ''}) within "
+                               f"{timeout:.0f}s")
         time.sleep(1)
 
 
