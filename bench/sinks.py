@@ -54,9 +54,9 @@ class Sink:
     def deploy(self, redis_url: str, mongo_url_from_redis: str, database: str) -> float:
         """Register it (after reset()); the seconds the deploy took."""
         started = time.monotonic()
-        cluster = self.label != "bare" and cluster_enabled(redis_url)
         if self.label == "bare":
             return 0.0
+        cluster = cluster_enabled(redis_url)
         if self.label == NOOP_LABEL:
             pyexecute(redis_url, NOOP_KEYSREADER)
         elif self.label == "stock":
