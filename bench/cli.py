@@ -3,6 +3,8 @@
     python -m bench                                  # own servers: stand-in + nx-27017
     python -m bench --redis-url redis://127.0.0.1:6390 --mongo-url mongodb://127.0.0.1:27017
     python -m bench --smoke --json /tmp/smoke.json   # seconds, tiny N: does it still work?
+    python -m bench --cluster-url redis://127.0.0.1:7601   # P1-P3 on a RedisGears cluster
+    python -m bench --cluster                        # P1-P3 on the test bench's stand-in cluster
 
 See bench/README.md for what each phase measures, the recorded figures and their caveats.
 """
@@ -32,6 +34,7 @@ from .proxy import PausableProxy
 from .sinks import NOOP_LABEL, Sink, ours, reset
 
 PHASES = ("p1", "p2", "p3", "p4", "burst", "backlog", "sinkcpu")
+CLUSTER_PHASES = ("p1", "p2", "p3")  # the phases that know a cluster's shards
 BENCH_HOME = Path(os.environ.get("WBLOAD_BENCH_HOME", Path.home() / ".cache" / "wbload-bench"))
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -43,9 +46,13 @@ class Skipped(Exception):
 class Run:
     """The servers of this run and how to reach them; one per `python -m bench`."""
 
-    def __init__(self, redis_url: str, mongo_url: str, mongo_url_from_redis: str | None) -> None:
+    def __init__(self, redis_url: str, mongo_url: str, mongo_url_from_redis: str | None,
+                 cluster: bool = False) -> None:
         self.id = uuid.uuid4().hex[:8]
         self.redis_url = redis_url
+        self.cluster = cluster
+        # each primary's URL and slots; None on one node
+        self.shards = env.slot_map(redis_url) if cluster else None
         self.mongo_url = mongo_url
         self.proxy: PausableProxy | None = None
         if mongo_url_from_redis is None:
@@ -57,10 +64,12 @@ class Run:
             self.mongo_url_from_redis = mongo_url_from_redis
         self.mongo_url_via_proxy = self.mongo_url_from_redis
         self._mongo: pymongo.MongoClient[Any] | None = None
-        self._clients: list[redis.Redis] = []
+        self._clients: list[env.Client] = []
 
-    def redis(self) -> redis.Redis:
-        client = env.redis_client(self.redis_url)
+    def redis(self) -> env.Client:
+        """A client of the node, or a RedisCluster (keys routed to their shard)."""
+        client: env.Client = (env.cluster_client(self.redis_url) if self.cluster
+                              else env.redis_client(self.redis_url))
         self._clients.append(client)
         return client
 
@@ -87,12 +96,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--redis-url", help="Redis with RedisGears 1.2 + RedisJSON (default: start "
                    "the stand-in in front of a local redis-server). EVERY REGISTRATION IS "
                    "UNREGISTERED AND THE SERVER FLUSHED: use a throwaway server.")
+    p.add_argument("--cluster-url", help="any node of a RedisGears 1.2 Redis Cluster: P1-P3 run "
+                   "on the whole cluster (ALL REGISTRATIONS ARE UNREGISTERED AND EVERY PRIMARY "
+                   "FLUSHED)")
+    p.add_argument("--cluster", action="store_true", help="start the test bench's stand-in "
+                   "cluster (3 primaries, tests/testbench/cluster.py) and run P1-P3 on it")
     p.add_argument("--mongo-url", help="MongoDB as this process reaches it (default: start "
                    "mongod if on PATH, else nx-27017)")
     p.add_argument("--mongo-url-from-redis", help="MongoDB as Redis reaches it, when Redis "
                    "cannot reach this machine's loopback (default: a pausable proxy on "
                    "127.0.0.1; without it P2 cannot take Mongo down and is skipped)")
-    p.add_argument("--phases", default=",".join(PHASES), help="comma list (default: all)")
+    p.add_argument("--phases", help="comma list (default: all; on a cluster "
+                   f"{','.join(CLUSTER_PHASES)})")
     p.add_argument("--sinks", default="stock,ours", help="compared in P1-P3 (default: "
                    "stock,ours; bare always runs in P1)")
     p.add_argument("--variant", action="append", default=[], metavar="LABEL=RECIPE",
@@ -147,7 +162,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.burst_rounds, args.burst_count, args.burst_clients = 1, 2, 2
         args.burst_writes, args.burst_gap, args.burst_silence = 10, 0.1, 3.0
         args.backlog_n, args.sinkcpu_n, args.sinkcpu_batches = 30, 10, 2
-    args.phases = [x for x in args.phases.split(",") if x]
+    if sum(map(bool, (args.redis_url, args.cluster_url, args.cluster))) > 1:
+        p.error("--redis-url, --cluster-url and --cluster exclude each other")
+    args.on_cluster = bool(args.cluster_url or args.cluster)
+    if args.on_cluster and args.p1_tool == "redis-benchmark":
+        p.error("--p1-tool redis-benchmark: not on a cluster (its keys would need {tag}s)")
+    default = CLUSTER_PHASES if args.on_cluster else PHASES
+    args.phases = [x for x in (args.phases or ",".join(default)).split(",") if x]
     unknown = set(args.phases) - set(PHASES)
     if unknown:
         p.error(f"unknown phase(s) {', '.join(sorted(unknown))}")
@@ -197,18 +218,26 @@ def main(argv: list[str] | None = None) -> int:
     sinks = sinks_from(args)
     own = env.OwnServers()
     try:
-        redis_url = args.redis_url or own.start_gears()
+        if args.cluster:
+            redis_url = own.start_cluster()
+        else:
+            redis_url = args.cluster_url or args.redis_url or own.start_gears()
         mongo_url = args.mongo_url or own.start_mongo()
         env.wait_for_ping(redis_url)
+        if env.cluster_enabled(redis_url) != args.on_cluster:
+            raise SystemExit(f"{redis_url}: a Redis Cluster node: use --cluster-url"
+                             if not args.on_cluster else
+                             f"{redis_url}: not a Redis Cluster node: use --redis-url")
         results: dict[str, Any] = {
             "bench": "wbload performance (issue 6)",
             "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "machine": machine(),
             "code": code_version(),
             "servers": {
-                "redis": env.describe_redis(redis_url),
+                "redis": (env.describe_cluster(redis_url) if args.on_cluster
+                          else env.describe_redis(redis_url)),
                 "mongo": env.describe_mongo(mongo_url),
-                "started_by_bench": {"redis": args.redis_url is None,
+                "started_by_bench": {"redis": not (args.redis_url or args.cluster_url),
                                      "mongo": args.mongo_url is None},
             },
             "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
@@ -220,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         on = f"{servers['redis']['label']} + {servers['mongo']['label']}"
         results["on"] = on
         print(f"bench on: {on}; {results['machine']['cpus']} CPUs", flush=True)
-        run = Run(redis_url, mongo_url, args.mongo_url_from_redis)
+        run = Run(redis_url, mongo_url, args.mongo_url_from_redis, cluster=args.on_cluster)
         results["servers"]["mongo_path_from_redis"] = (
             "pausable proxy on 127.0.0.1" if run.proxy else "given URL (no pause possible)")
         try:
@@ -228,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"--- {phase} ...", flush=True)
                 t = time.monotonic()
                 try:
+                    if run.cluster and phase not in CLUSTER_PHASES:
+                        raise Skipped(f"not on a cluster (only {', '.join(CLUSTER_PHASES)} "
+                                      "know the shards)")
                     results[phase] = {"on": on, **PHASE_RUNNERS[phase](run, args, sinks, results)}
                 except Skipped as e:
                     results[phase] = {"on": on, "skipped": str(e)}
@@ -242,8 +274,9 @@ def main(argv: list[str] | None = None) -> int:
             run.close()
     finally:
         own.close()
+    kind = results["servers"]["redis"]["kind"]
     path = args.json or DEFAULT_RESULTS / (
-        f"{results['servers']['redis']['kind']}-{time.strftime('%Y%m%d-%H%M%S')}.json")
+        f"{'cluster-' if args.on_cluster else ''}{kind}-{time.strftime('%Y%m%d-%H%M%S')}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(report(results))
@@ -270,15 +303,15 @@ def run_p1(run: Run, args: argparse.Namespace, sinks: list[Sink], _: dict) -> di
                 run.proxy.pause()
             try:
                 sink.deploy(run.redis_url, run.mongo_url_from_redis, database)
-                _reset_commandstats(client)
+                _reset_commandstats(env.primaries(client))
                 if args.p1_tool == "redis-benchmark":
                     res = p1_write.measure_redis_benchmark(run.redis_url, args.p1_clients,
                                                            args.p1_depth, args.p1_seconds)
                 else:
                     res = p1_write.measure(run.redis_url, args.p1_clients, args.p1_depth,
                                            args.p1_seconds, warmup=warmup,
-                                           keys_per_client=keys)
-                res["server_us_per_json_set"] = _json_set_usec(client)
+                                           keys_per_client=keys, shards=run.shards)
+                res["server_us_per_json_set"] = _json_set_usec(env.primaries(client))
             finally:
                 reset(client)
                 if run.proxy:
@@ -299,20 +332,28 @@ def run_p1(run: Run, args: argparse.Namespace, sinks: list[Sink], _: dict) -> di
     return out
 
 
-def _reset_commandstats(client: redis.Redis) -> None:
-    with contextlib.suppress(redis.RedisError):
-        client.config_resetstat()
+def _reset_commandstats(nodes: list[redis.Redis]) -> None:
+    for node in nodes:
+        with contextlib.suppress(redis.RedisError):
+            node.config_resetstat()
 
 
-def _json_set_usec(client: redis.Redis) -> float | None:
+def _json_set_usec(nodes: list[redis.Redis]) -> float | None:
     """Server-side microseconds per JSON.SET since the last CONFIG RESETSTAT (INFO
     commandstats): the command with the sync KeysReader it runs, less sensitive to the
-    clients' share of the CPUs than ops/s."""
+    clients' share of the CPUs than ops/s. On a cluster: every primary's usec over all
+    their calls."""
+    usec = calls = 0.0
     try:
-        stats = client.info("commandstats").get("cmdstat_json.set") or {}
+        for node in nodes:
+            stats = node.info("commandstats").get("cmdstat_json.set") or {}
+            if len(nodes) == 1:
+                return float(stats["usec_per_call"]) if "usec_per_call" in stats else None
+            usec += float(stats.get("usec", 0))
+            calls += float(stats.get("calls", 0))
     except redis.RedisError:
         return None
-    return float(stats["usec_per_call"]) if "usec_per_call" in stats else None
+    return usec / calls if calls else None
 
 
 def _median_ratio(results: list[dict[str, Any]], reference: list[dict[str, Any]],
@@ -403,8 +444,17 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
+def _cluster_tag(results: dict[str, Any]) -> str:
+    """' (cluster, N primaries)' for a table's title on a cluster, else ''."""
+    redis_ = results.get("servers", {}).get("redis", {})
+    if redis_.get("topology") != "cluster":
+        return ""
+    return f" (cluster, {redis_['node_count']} primaries)"
+
+
 def report(results: dict[str, Any]) -> str:
     box = results["machine"]
+    where = _cluster_tag(results)
     out = [f"== wbload bench on {results.get('on', '?')} "
            f"({box['cpus']} CPUs, load {box['loadavg_at_start'][0]:.2f} at start)"]
     for phase in PHASES:
@@ -412,7 +462,7 @@ def report(results: dict[str, Any]) -> str:
             out.append(f"\n{phase.upper()}: skipped: {results[phase]['skipped']}")
     p1 = results.get("p1")
     if p1 and "skipped" not in p1:
-        rows = [["P1 write path", "JSON.SET/s", "ratio to bare", "server us/JSON.SET",
+        rows = [["P1 write path" + where, "JSON.SET/s", "ratio to bare", "server us/JSON.SET",
                  "rounds"]]
         for label, res in p1.items():
             if isinstance(res, dict) and "ops_per_s" in res:
@@ -422,13 +472,15 @@ def report(results: dict[str, Any]) -> str:
                              "1.00" if label == "bare" else f"{ratio:.2f}",
                              f"{usec:.1f}" if usec else "-",
                              " ".join(str(r) for r in res.get("rounds", []))])
+        per_shard = (" per shard (one connection per shard per client), JSON.SET/s of the "
+                     "whole cluster" if where else "")
         out += ["", _table(rows), f"({p1['bare']['clients']} clients x pipeline "
-                f"{p1['bare']['pipeline_depth']}, {p1['bare']['seconds']:g}s per round, median "
-                f"of rounds (listed in the order run), ratios = median of per-round ratios; "
-                f"{p1['note']})"]
+                f"{p1['bare']['pipeline_depth']}{per_shard}, {p1['bare']['seconds']:g}s per "
+                "round, median of rounds (listed in the order run), ratios = median of "
+                f"per-round ratios; {p1['note']})"]
     p2 = results.get("p2")
     if p2 and "skipped" not in p2:
-        rows = [["P2 drain", "docs/s", "from resume", "ratio to raw", "ratio to stock",
+        rows = [["P2 drain" + where, "docs/s", "from resume", "ratio to raw", "ratio to stock",
                  "backlog B/change", "rounds"]]
         for label, res in p2.items():
             if not isinstance(res, dict) or "docs_per_s" not in res:
@@ -449,9 +501,14 @@ def report(results: dict[str, Any]) -> str:
                 f"({sample['outage']}, ~{sample['pause_s']:.1f}s); median of rounds, ratios = "
                 "median of per-round ratios; raw = pymongo bulk_write of the same ReplaceOne "
                 "upserts, same batches, same path)"]
+        spread = next((v["backlog_per_shard"] for v in p2.values()
+                       if isinstance(v, dict) and "backlog_per_shard" in v), None)
+        if spread:
+            out.append(f"(backlog over the shards, e.g. {' + '.join(map(str, spread))}; every "
+                       "shard's StreamReader drains its own stream)")
     p3 = results.get("p3")
     if p3 and "skipped" not in p3:
-        rows = [["P3 lag", "rate/s", "p50 ms", "p95 ms", "p99 ms", "max ms",
+        rows = [["P3 lag" + where, "rate/s", "p50 ms", "p95 ms", "p99 ms", "max ms",
                  "p99/(2xBATCH_DURATION_MS)", "batch run ms", "p99/(2xbatch run)"]]
         for label, res in p3.items():
             if isinstance(res, dict) and "lag_ms" in res:

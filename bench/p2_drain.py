@@ -21,6 +21,11 @@ Two figures are reported:
 The limit, `raw`, is pymongo's bulk_write of the same documents, as the same operations
 (ReplaceOne by movieId, upsert, ordered, batches of the recipes' batch size) through the
 same proxy to the same server.
+
+On a Redis Cluster the same run spans every shard: the client is a RedisCluster, so the N
+documents are queued on the shards that own their keys and each shard's StreamReader drains
+its own stream; the warm-up puts one document on every shard, and `backlog_per_shard` says
+how the backlog was spread.
 """
 
 from __future__ import annotations
@@ -35,15 +40,23 @@ import redis
 from pymongo import ReplaceOne
 
 from . import docs
-from .env import load_test_helper
-from .sinks import COLLECTION, STREAM_PATTERN, Sink, backlog, reset, stream_reader_stats
+from .env import Client, load_test_helper, primaries
+from .sinks import (
+    COLLECTION,
+    STREAM_PATTERN,
+    Sink,
+    backlog,
+    backlog_per_shard,
+    reset,
+    stream_reader_stats,
+)
 
 _polling = load_test_helper("polling")
 
 WARM_ID = 10_000_000  # outside the ids of the measured documents
 
 
-def fill(client: redis.Redis, items: list[tuple[str, str, dict[str, Any]]],
+def fill(client: Client, items: list[tuple[str, str, dict[str, Any]]],
          chunk: int = 200) -> float:
     """JSON.SET every item, pipelined; the seconds it took."""
     started = time.monotonic()
@@ -57,11 +70,12 @@ def fill(client: redis.Redis, items: list[tuple[str, str, dict[str, Any]]],
     return time.monotonic() - started
 
 
-def stream_bytes(client: redis.Redis) -> int | None:
-    """Memory the write-behind streams take (MEMORY USAGE, every node sampled)."""
+def stream_bytes(client: Client) -> int | None:
+    """Memory the write-behind streams take (MEMORY USAGE, every node sampled), over every
+    shard."""
     try:
-        return sum(int(client.memory_usage(k, samples=0) or 0)
-                   for k in client.scan_iter(STREAM_PATTERN, count=1000))
+        return sum(int(node.memory_usage(k, samples=0) or 0) for node in primaries(client)
+                   for k in node.scan_iter(STREAM_PATTERN, count=1000))
     except redis.RedisError:
         return None
 
@@ -70,12 +84,28 @@ def wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
     return _polling.wait_for(check, timeout, what, interval=0.05)
 
 
-def warm_up(client: redis.Redis, coll: Any, timeout: float) -> None:
-    """One document through the whole path: requirements imported, Mongo client connected."""
-    key, text, _ = docs.movies(1, start=WARM_ID)[0]
-    client.execute_command("JSON.SET", key, "$", text)
-    wait(lambda: coll.count_documents({"movieId": str(WARM_ID)}) == 1, timeout,
-         "the warm-up document in Mongo")
+def warm_ids(client: Client) -> list[int]:
+    """Ids of the warm-up documents: WARM_ID on one node, one id per shard on a cluster."""
+    if isinstance(client, redis.Redis):
+        return [WARM_ID]
+    owners: dict[str, int] = {}
+    i = WARM_ID
+    while len(owners) < len(client.get_primaries()):
+        owners.setdefault(client.get_node_from_key(docs.key(i)).name, i)
+        i += 1
+    return sorted(owners.values())
+
+
+def warm_up(client: Client, coll: Any, timeout: float) -> int:
+    """One document through the whole path (on every shard): requirements imported, Mongo
+    client connected. Returns how many warm-up documents Mongo now holds."""
+    ids = warm_ids(client)
+    for i in ids:
+        key, text, _ = docs.movies(1, start=i)[0]
+        client.execute_command("JSON.SET", key, "$", text)
+    wait(lambda: coll.count_documents({"movieId": {"$in": [str(i) for i in ids]}}) == len(ids),
+         timeout, "the warm-up document(s) in Mongo")
+    return len(ids)
 
 
 def drain(sink: Sink, run: Any, n: int, outage: str = "stall", poll: float = 0.05,
@@ -87,7 +117,7 @@ def drain(sink: Sink, run: Any, n: int, outage: str = "stall", poll: float = 0.0
     reset(client)
     mongo.drop_database(database)
     deploy_s = sink.deploy(run.redis_url, run.mongo_url_from_redis, database)
-    warm_up(client, coll, timeout=120)
+    warm = warm_up(client, coll, timeout=120)
     items = docs.movies(n)
     paused = time.monotonic()
     if outage == "stall":
@@ -97,7 +127,8 @@ def drain(sink: Sink, run: Any, n: int, outage: str = "stall", poll: float = 0.0
     try:
         fill_s = fill(client, items)
         wait(lambda: backlog(client) >= n, 30, f"{n} changes in the stream")
-        waiting = backlog(client)
+        per_shard = backlog_per_shard(client)
+        waiting = sum(per_shard)
         backlog_bytes = stream_bytes(client)
     finally:
         run.proxy.resume()
@@ -105,7 +136,7 @@ def drain(sink: Sink, run: Any, n: int, outage: str = "stall", poll: float = 0.0
     last_empty = resumed  # the last poll that saw none of the N in Mongo
     deadline = resumed + timeout
     while True:
-        count = coll.estimated_document_count() - 1  # minus the warm-up document
+        count = coll.estimated_document_count() - warm  # minus the warm-up document(s)
         left = backlog(client) if count >= n else None
         now = time.monotonic()
         if count <= 0:
@@ -128,6 +159,7 @@ def drain(sink: Sink, run: Any, n: int, outage: str = "stall", poll: float = 0.0
         "deploy_s": round(deploy_s, 3),
         "fill_s": round(fill_s, 3),
         "backlog_before_resume": int(waiting),
+        **({"backlog_per_shard": per_shard} if len(per_shard) > 1 else {}),
         "backlog_bytes_per_change": (round(backlog_bytes / waiting) if backlog_bytes and waiting
                                      else None),
         "outage": outage,
@@ -144,7 +176,7 @@ def drain(sink: Sink, run: Any, n: int, outage: str = "stall", poll: float = 0.0
 
 def _stats(stats: dict[str, Any]) -> dict[str, Any]:
     keep = ("numTriggered", "numSuccess", "numFailures", "avgRunDurationMS",
-            "lastRunDurationMS", "lastError")
+            "lastRunDurationMS", "lastError", "per_shard")
     return {k: stats.get(k) for k in keep if k in stats}
 
 

@@ -6,16 +6,24 @@ bulk writes, one writer), so Mongo always holds a prefix of them: a poller count
 documents every `poll` seconds and the documents that count newly covers became visible in
 that interval. Lag = visible - sent, so it includes the Redis write itself and up to one
 poll interval of measurement error.
+
+On a Redis Cluster each shard drains its own stream, so Mongo holds a prefix of each shard's
+documents only: there every document carries `benchShard` (its shard's index), the poller
+counts each shard's documents, and a count covers that shard's documents in sending order.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
 from typing import Any
 
+import redis
+
 from . import docs
+from .env import Client
 from .p2_drain import _stats, warm_up
 from .sinks import COLLECTION, Sink, backlog, reset, stream_reader_stats
 
@@ -35,10 +43,13 @@ def lag(sink: Sink, run: Any, rate: float, seconds: float, poll: float = 0.01,
     reset(client)
     mongo.drop_database(database)
     sink.deploy(run.redis_url, run.mongo_url_from_redis, database)
-    warm_up(client, coll, timeout=120)
+    warm = warm_up(client, coll, timeout=120)
 
     n = max(1, int(rate * seconds))
-    items = docs.movies(n)
+    items, shard_of, shard_count = _items(client, n)
+    # per shard: its documents' indexes in sending order
+    order: list[list[int]] = [[j for j in range(n) if shard_of[j] == s]
+                              for s in range(shard_count)]
     sent = [0.0] * n
     writer_error: list[BaseException] = []
     writer_client = run.redis()
@@ -63,17 +74,24 @@ def lag(sink: Sink, run: Any, rate: float, seconds: float, poll: float = 0.01,
             writer_error.append(e)
 
     visible = [0.0] * n
+    seen_per_shard = [0] * shard_count
     seen = 0
     writer = threading.Thread(target=write, daemon=True)
     started = time.monotonic()
     writer.start()
     deadline = started + seconds + max(60.0, seconds * 4)
     while seen < n:
-        count = min(n, coll.estimated_document_count() - 1)
+        if shard_count == 1:
+            counts = [min(n, coll.estimated_document_count() - warm)]
+        else:
+            counts = [min(len(order[s]), coll.count_documents({"benchShard": s}))
+                      for s in range(shard_count)]
         now = time.monotonic()
-        for j in range(seen, count):
-            visible[j] = now
-        seen = max(seen, count)
+        for s, count in enumerate(counts):
+            for j in order[s][seen_per_shard[s]:count]:
+                visible[j] = now
+            seen_per_shard[s] = max(seen_per_shard[s], count)
+        seen = sum(seen_per_shard)
         if writer_error:
             raise RuntimeError(f"P3 writer failed: {writer_error[0]}")
         if now > deadline:
@@ -101,4 +119,23 @@ def lag(sink: Sink, run: Any, rate: float, seconds: float, poll: float = 0.01,
         "stream_reader": _stats(stats),
         "backlog_after": left,
         "poll_interval_s": poll,
+        **({"docs_per_shard": [len(o) for o in order]} if shard_count > 1 else {}),
     }
+
+
+def _items(client: Client, n: int
+           ) -> tuple[list[tuple[str, str, dict[str, Any]]], list[int], int]:
+    """The documents, each one's shard index and the number of shards: all 0 of 1 on one
+    node (documents as in P2); on a cluster each document carries its shard's index as
+    `benchShard`."""
+    if isinstance(client, redis.Redis):
+        return docs.movies(n), [0] * n, 1
+    names = [node.name for node in client.get_primaries()]
+    tpl = docs.templates()
+    items, shard_of = [], []
+    for i in range(n):
+        shard = names.index(client.get_node_from_key(docs.key(i)).name)
+        doc = docs.movie(i, tpl, benchShard=shard)
+        items.append((docs.key(i), json.dumps(doc), doc))
+        shard_of.append(shard)
+    return items, shard_of, len(names)

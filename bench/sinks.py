@@ -17,7 +17,15 @@ from typing import Any
 
 import redis
 
-from .env import REPO, load_test_helper, redis_client
+from .env import (
+    REPO,
+    Client,
+    cluster_client,
+    cluster_enabled,
+    load_test_helper,
+    primaries,
+    redis_client,
+)
 
 OURS_RECIPE = REPO / "recipes" / "movies.py"
 COLLECTION = "movies"
@@ -48,18 +56,64 @@ class Sink:
         started = time.monotonic()
         if self.label == "bare":
             return 0.0
+        cluster = cluster_enabled(redis_url)
         if self.label == NOOP_LABEL:
-            with redis_client(redis_url) as client:
-                client.execute_command("RG.PYEXECUTE", NOOP_KEYSREADER)
-            return time.monotonic() - started
-        if self.label == "stock":
+            pyexecute(redis_url, NOOP_KEYSREADER)
+        elif self.label == "stock":
             code = STOCK_RECIPE.format(url=mongo_url_from_redis, db=database)
-            with redis_client(redis_url) as client:
-                client.execute_command("RG.PYEXECUTE", code, "REQUIREMENTS", *REQUIREMENTS)
+            pyexecute(redis_url, code, "REQUIREMENTS", *REQUIREMENTS)
         else:
-            wbload_deploy(self.recipe or OURS_RECIPE, redis_url, mongo_url_from_redis,
-                          database, check=True)
+            recipe = self.recipe or OURS_RECIPE
+            done = wbload_deploy(recipe, redis_url, mongo_url_from_redis, database)
+            if done.returncode and cluster and "cluster is down" in done.stderr.lower():
+                # see pyexecute(): the registration may be made all the same; once the cluster
+                # serves again the same deploy says "up to date" or completes it
+                print(f"    {self.label}: wbload deploy answered CLUSTERDOWN; waiting, then "
+                      "deploying again", flush=True)
+                wait_serving(redis_url, registered=False)
+                done = wbload_deploy(recipe, redis_url, mongo_url_from_redis, database)
+            if done.returncode:
+                raise RuntimeError(f"wbload deploy failed ({done.returncode}): "
+                                   f"{done.stderr.strip() or done.stdout.strip()}")
+        if cluster:
+            wait_serving(redis_url)
         return time.monotonic() - started
+
+
+def pyexecute(redis_url: str, *args: str) -> None:
+    """RG.PYEXECUTE once, on the node of `redis_url` (on a cluster Gears registers it on every
+    shard). Installing requirements can block the node longer than cluster-node-timeout
+    (seen on a real 1.2.13 cluster with stock's rgsync, reinstalled now and then), so the
+    others mark it failed: the reply is CLUSTERDOWN though the registration goes on; then
+    wait until it is listed on every shard and the cluster serves again."""
+    with redis_client(redis_url) as client:
+        try:
+            client.execute_command("RG.PYEXECUTE", *args)
+            return
+        except redis.exceptions.ClusterDownError:
+            print("    RG.PYEXECUTE answered CLUSTERDOWN; waiting for the cluster",
+                  flush=True)
+    wait_serving(redis_url)
+
+
+def wait_serving(redis_url: str, registered: bool = True, timeout: float = 180) -> None:
+    """Until every primary says cluster_state:ok (and, if `registered`, lists a
+    registration)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with cluster_client(redis_url, socket_timeout=10) as cluster:
+                if all("cluster_state:ok" in str(node.execute_command("CLUSTER", "INFO"))
+                       and (not registered or node.execute_command("RG.DUMPREGISTRATIONS"))
+                       for node in primaries(cluster)):
+                    return
+        except redis.RedisError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the cluster did not serve (every primary ok"
+                               f"{', the registration listed' if registered else ''}) within "
+                               f"{timeout:.0f}s")
+        time.sleep(1)
 
 
 def ours() -> Sink:
@@ -84,19 +138,36 @@ def wbload_deploy(recipe: Path, redis_url: str, mongo_url: str, database: str,
 
 
 # --- the Gears side -------------------------------------------------------------------------
-def stream_reader_stats(client: redis.Redis) -> dict[str, Any] | None:
-    """RegistrationData of the (one) StreamReader registered, if any."""
+def stream_reader_stats(client: Client) -> dict[str, Any] | None:
+    """RegistrationData of the (one) StreamReader registered, if any. On a cluster: counters
+    summed over shards, avgRunDurationMS their mean, each shard's figures in `per_shard`."""
     for reg in registrations(client):
         if reg.get("reader") == "StreamReader":
-            return dict(reg["RegistrationData"])
+            data = dict(reg["RegistrationData"])
+            if "shards" in reg:
+                shards = [dict(r["RegistrationData"], node=r.get("node")) for r in reg["shards"]]
+                runs = [float(d["avgRunDurationMS"]) for d in shards
+                        if d.get("avgRunDurationMS") is not None]
+                if runs:
+                    data["avgRunDurationMS"] = sum(runs) / len(runs)
+                data["per_shard"] = [
+                    {k: d.get(k) for k in ("node", "numTriggered", "numSuccess", "numFailures",
+                                           "avgRunDurationMS", "lastError")} for d in shards]
+            return data
     return None
 
 
-def reset(client: redis.Redis) -> None:
-    """No registrations, no keys (the test bench's reset)."""
+def reset(client: Client) -> None:
+    """No registrations, no keys (the test bench's reset: FLUSHALL on every primary)."""
     _gears_ops.reset(client)
 
 
-def backlog(client: redis.Redis) -> int:
-    """Changes waiting in the write-behind streams."""
-    return sum(int(client.xlen(k)) for k in client.scan_iter(STREAM_PATTERN, count=1000))
+def backlog_per_shard(client: Client) -> list[int]:
+    """Changes waiting in the write-behind streams of each primary (slot order)."""
+    return [sum(int(node.xlen(k)) for k in node.scan_iter(STREAM_PATTERN, count=1000))
+            for node in primaries(client)]
+
+
+def backlog(client: Client) -> int:
+    """Changes waiting in the write-behind streams (of every shard)."""
+    return sum(backlog_per_shard(client))
