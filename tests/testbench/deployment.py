@@ -89,8 +89,11 @@ def _refresh_unrefreshed(clients: list[redis.Redis], timeout: float = 60.0) -> N
 
     def every_node_runs() -> bool:
         for client in clients:
-            results, _errors = client.execute_command(
-                "RG.PYEXECUTE", "GB('ShardsIDReader').run()")
+            try:
+                results, _errors = client.execute_command(
+                    "RG.PYEXECUTE", "GB('ShardsIDReader').run()")
+            except redis.exceptions.ClusterDownError:  # the others have not seen it back yet
+                return False
             if len(results) != len(clients):
                 return False
         return True
