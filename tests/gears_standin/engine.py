@@ -22,7 +22,7 @@ import hiredis
 from . import runtime
 from .cluster import NOT_REFRESHED, ClusterState, PeerUnavailable
 from .readers import KeysRegistration, StreamRegistration, key_matches
-from .requirements import RequirementError, Requirements
+from .requirements import RequirementError, Requirements, server_site_dir
 from .resp import Conn, Err, ReplyError, Status, encode
 
 log = logging.getLogger("gears_standin.engine")
@@ -76,7 +76,7 @@ class Engine(object):
         self.host, self.port = host, port
         self.password, self.username = password, username
         self.config = dict(CONFIG)
-        self.reqs = Requirements()
+        self.reqs = Requirements(site_dir=server_site_dir())
         self.lock = threading.RLock()      # registries
         self.py_lock = threading.RLock()   # one RG.PYEXECUTE at a time
         self._tls = threading.local()

@@ -23,6 +23,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+import shutil
 import struct
 import subprocess
 import sys
@@ -70,10 +72,64 @@ class Requirement(object):
         ]
 
 
+def server_site_dir(venv_dir=None):
+    """This stand-in process' own folder for requirements, first on sys.path.
+
+    A real RedisGears has a virtualenv per server, rebuilt at every start; the stand-ins of a
+    test run share one Python. Installing each one's requirements into a folder of its own
+    keeps one stand-in's force-reinstall from mixing pymongo's files under another one that is
+    importing them. Folders of stand-ins no longer running are removed.
+    """
+    root = os.path.join(venv_dir or sys.prefix, "servers")
+    os.makedirs(root, exist_ok=True)
+    for name in os.listdir(root):
+        if name.isdigit() and name != str(os.getpid()) and not _alive(int(name)):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+    server = os.path.join(root, str(os.getpid()))
+    shutil.rmtree(server, ignore_errors=True)  # a pid reused: start empty, as Gears does
+    # laid out like a venv's, so tracebacks name .../lib/python3.7/site-packages/ as Gears'
+    site = os.path.join(server, "lib", "python%d.%d" % sys.version_info[:2], "site-packages")
+    os.makedirs(site)
+    sys.path.insert(0, site)
+    return site
+
+
+def _uninstall(site, distribution):
+    """Remove an installed distribution from `site` as pip would (it does not, with
+    --target): the files its RECORD lists, and its dist-info."""
+    wanted = re.sub(r"[-_.]+", "_", distribution).lower()
+    for info in os.listdir(site):
+        if not info.endswith(".dist-info"):
+            continue
+        name = re.sub(r"[-_.]+", "_", info[:-len(".dist-info")].rsplit("-", 1)[0]).lower()
+        if name != wanted:
+            continue
+        record = os.path.join(site, info, "RECORD")
+        if os.path.exists(record):
+            with open(record) as f:
+                for line in f:
+                    path = os.path.normpath(os.path.join(site, line.split(",")[0]))
+                    if path.startswith(site + os.sep) and os.path.isfile(path):
+                        os.remove(path)
+        shutil.rmtree(os.path.join(site, info), ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Requirements(object):
-    def __init__(self, venv_dir=None, python=None):
+    def __init__(self, venv_dir=None, python=None, site_dir=None):
         self.venv_dir = venv_dir or sys.prefix
         self.python = python or sys.executable
+        # where this server's requirements are installed (None: into the venv itself)
+        self.site_dir = site_dir
         self.by_name = {}  # Gears' RequirementsDict
         self.changed = False  # whether the last install_all ran pip
         self.lock = threading.RLock()
@@ -114,14 +170,14 @@ class Requirements(object):
 
     def _record(self):
         try:
-            with open(os.path.join(self.venv_dir, RECORD_FILE)) as f:
+            with open(os.path.join(self.site_dir or self.venv_dir, RECORD_FILE)) as f:
                 return json.load(f)
         except (OSError, ValueError):
             return []
 
     def _save_record(self, names):
         record = (self._record() + list(names))[-50:]
-        with open(os.path.join(self.venv_dir, RECORD_FILE), "w") as f:
+        with open(os.path.join(self.site_dir or self.venv_dir, RECORD_FILE), "w") as f:
             json.dump(record, f)
 
     def install_all(self, reqs):
@@ -136,8 +192,13 @@ class Requirements(object):
         self.changed = True
         for r in reqs:
             wheels = [w for w in r.wheels if w.endswith((".whl", ".tar.gz", ".zip"))]
+            target = []
+            if self.site_dir:
+                for wheel in wheels:
+                    _uninstall(self.site_dir, wheel.split("-")[0])
+                target = ["--target", self.site_dir, "--upgrade"]
             ok = self._pip(["install", "--no-cache-dir", "--force-reinstall", "--no-index"]
-                           + wheels, cwd=r.base_path)
+                           + target + wheels, cwd=r.base_path)
             r.installed = ok
             if not ok:
                 return False
