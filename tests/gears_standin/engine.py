@@ -71,6 +71,25 @@ class ExecCtx(object):
         self.run_reply = None
 
 
+# RedisGears installs requirements holding the Redis lock, so no Python of a registration runs
+# meanwhile. Here registrations run in threads: an import (of anything not yet imported) waits
+# while an install and the module reset after it are under way, or a thread importing pymongo
+# then would mix two versions' modules, for good.
+INSTALLING = threading.RLock()
+
+
+class _ImportBarrier(object):
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        with INSTALLING:
+            return None  # let the usual finders find it
+
+
+IMPORT_BARRIER = _ImportBarrier()
+if IMPORT_BARRIER not in sys.meta_path:
+    sys.meta_path.insert(0, IMPORT_BARRIER)
+
+
 class Engine(object):
     def __init__(self, host, port, password=None, username=None):
         self.host, self.port = host, port
@@ -174,8 +193,9 @@ class Engine(object):
         """Registers a saved (or received) session; returns its registrations, not started."""
         reqs, needed = self.reqs.for_session(saved["reqs"])
         if needed:
-            self.reqs.install_session(reqs)
-            self._reset_modules()
+            with INSTALLING:
+                self.reqs.install_session(reqs)
+                self._reset_modules()
         self.reqs.add_to_dict(reqs)
         session = Session(saved["name"], saved["desc"], reqs, needed)
         regs = []
@@ -240,7 +260,8 @@ class Engine(object):
         if isinstance(state, list):  # saved before requirements were kept
             state = {"requirements": [], "sessions": state}
         # Gears reinstalls the stored requirements first, then loads the sessions.
-        self.reqs.reinstall_stored(state["requirements"])
+        with INSTALLING:
+            self.reqs.reinstall_stored(state["requirements"])
         for saved in state["sessions"]:
             try:
                 regs = self._load_session(saved)
@@ -550,14 +571,15 @@ class Engine(object):
                 return Err("Session %s already exists" % name)
             reqs, needed = self.reqs.for_session(req_names, force)
             if needed:
-                try:
-                    changed = self.reqs.install_session(reqs)
-                except RequirementError as e:
-                    return Err(str(e))
-                # Gears resets its module cache after any install; here only when files
-                # changed: re-importing unchanged files under live registrations only races.
-                if changed:
-                    self._reset_modules()
+                with INSTALLING:  # no recipe code imports meanwhile (IMPORT_BARRIER)
+                    try:
+                        changed = self.reqs.install_session(reqs)
+                    except RequirementError as e:
+                        return Err(str(e))
+                    # Gears resets its module cache after any install; here only when files
+                    # changed: re-importing unchanged files under live registrations races.
+                    if changed:
+                        self._reset_modules()
             ctx = ExecCtx(Session(name, desc, reqs, needed))
             reply = self._run_script(script, ctx)
             if reply is not None:
