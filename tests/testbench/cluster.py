@@ -301,12 +301,15 @@ class GearsCluster:
         run_restart_command(self._restart_command.replace("{port}", port))
         wait_ready(url)
         deadline = time.monotonic() + 120
-        with self.node_client(index) as node:
-            while "cluster_state:ok" not in str(node.execute_command("CLUSTER", "INFO")):
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"{url}: cluster not ok 120 s after a restart")
-                time.sleep(0.2)
-            if refresh:
+        for i in range(len(self.nodes)):  # every node: the others may still flag it FAIL
+            with self.node_client(i) as node:
+                while "cluster_state:ok" not in str(node.execute_command("CLUSTER", "INFO")):
+                    if time.monotonic() > deadline:
+                        raise AssertionError(f"{self.nodes[i]}: cluster not ok 120 s after "
+                                             f"{url} restarted")
+                    time.sleep(0.2)
+        if refresh:
+            with self.node_client(index) as node:
                 node.execute_command("RG.REFRESHCLUSTER")
 
     def stop_node(self, index: int) -> None:
