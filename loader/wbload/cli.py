@@ -42,7 +42,7 @@ from .registrations import read_registrations, write_behinds
 from .render import RenderedRecipe, render_files
 from .requirements import (
     export_requirement,
-    import_requirements,
+    import_on_every_shard,
     install_requirements,
     write_order,
 )
@@ -564,16 +564,8 @@ def requirements_import(directory: str, target: RedisTarget) -> None:
     """Install the requirement zips in DIRECTORY into Redis, without PyPI."""
     deployment = ready_deployment(target)
     deployment.require_gears_ready()
-    for name in _import_everywhere(deployment, Path(directory)):
+    for name in import_on_every_shard(deployment, Path(directory)):
         click.echo(f"{name}: imported")
-
-
-def _import_everywhere(deployment: Deployment, directory: Path) -> list[str]:
-    """Import the requirement zips on every shard (Gears keeps requirements per shard)."""
-    imported: list[str] = []
-    for shard in deployment.shards:
-        imported = import_requirements(shard.client, directory)
-    return imported
 
 
 @main.group("dlq", epilog=EXIT_CODES)

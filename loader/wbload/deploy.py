@@ -20,7 +20,7 @@ from .registrations import (
     write_behind,
 )
 from .render import RenderedRecipe
-from .requirements import import_requirements, installed_requirements
+from .requirements import import_on_every_shard, installed_requirements
 from .topology import Deployment
 
 
@@ -81,10 +81,7 @@ def apply(deployment: Deployment, deploy_plan: Plan, secret: tuple[str, str] | N
     if not deploy_plan.sends_recipe:
         return DeployOutcome(deploy_plan, deploy_plan.current, 0.0)
     deployment.require_gears_ready()
-    imported: list[str] = []
-    if requirements_from:
-        for shard in deployment.shards:  # Gears keeps requirements per shard
-            imported = import_requirements(shard.client, requirements_from)
+    imported = import_on_every_shard(deployment, requirements_from) if requirements_from else []
     previous = store_secret(deployment, *secret) if secret else []
     try:
         if deploy_plan.action is Action.REPLACE and deploy_plan.current is not None:

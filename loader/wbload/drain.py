@@ -22,23 +22,15 @@ class Draining:
     waiting: int
 
 
-def draining(deployment: Deployment, name: str) -> list[Draining]:
-    """The older readers of `name` still registered, with their StreamReaders' backlogs."""
-    wb = write_behind(deployment, name)
-    if wb is None:
-        return []
-    return [Draining(r, total_backlog(deployment, r.stream_pattern)) for r in wb.draining]
-
-
 def retire_drained(deployment: Deployment, name: str) -> list[Draining]:
     """Unregister an older version's KeysReader (the current one is live once listed) and its
     StreamReader once that one's stream is empty; return the StreamReaders still writing."""
+    wb = write_behind(deployment, name)
     left = []
-    for item in draining(deployment, name):
-        # Counted again now: until its KeysReader (listed before it) was unregistered just
+    for registration in wb.draining if wb else ():
+        # Counted only now: until its KeysReader (listed before it) was unregistered just
         # above, the older version kept queueing, and a stale 0 would strand those changes.
-        item = Draining(item.registration,
-                        total_backlog(deployment, item.registration.stream_pattern))
+        item = Draining(registration, total_backlog(deployment, registration.stream_pattern))
         if item.waiting:
             left.append(item)
             continue

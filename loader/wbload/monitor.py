@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from .connection import RedisTarget
 from .redact import redact
 from .status import ReaderStatus, StatusReport, collect_status
-from .topology import Deployment, open_deployment
+from .topology import Deployment, open_deployment, target_address
 
 log = logging.getLogger("wbload.monitor")
 
@@ -177,7 +177,7 @@ class Exporter(Collector):
     def _answering(self) -> dict[str, bool]:
         """Which shards answer PING now (the named address when none is known)."""
         if self._deployment is None:
-            return {self._address(): False}
+            return {target_address(self.target): False}
         up = {}
         for shard in self._deployment.shards:
             try:
@@ -185,9 +185,6 @@ class Exporter(Collector):
             except Exception:  # noqa: BLE001 - down is the answer
                 up[shard.address] = False
         return up
-
-    def _address(self) -> str:
-        return self.target.display.split("@")[-1].split("://")[-1].split("/")[0]
 
     def _forget(self) -> None:
         if self._deployment is not None:

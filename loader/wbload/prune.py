@@ -71,7 +71,7 @@ def _prune_shard(deployment: Deployment, shard: Shard, pinned_requirement: str,
     reinstalled = None
     if pinned_requirement in stored and (removed or check_disk and any(
             s.installed != pinned[1] for s in running_pymongo(deployment.entry))):
-        raw = deployment.target.client(decode_responses=False, address=_address(shard))
+        raw = deployment.target.client(decode_responses=False, address=shard.node)
         try:
             _meta, chunks = raw.execute_command("RG.PYEXPORTREQ", pinned_requirement)
             raw.execute_command("RG.PYIMPORTREQ", *chunks)
@@ -118,7 +118,3 @@ def forget(deployment: Deployment, client: redis.Redis, requirement: str) -> Non
             if registration.session == session:
                 unregister(deployment, registration)
 
-
-def _address(shard: Shard) -> tuple[str, int] | None:
-    host, _, port = shard.address.rpartition(":")
-    return (host, int(port)) if host and port.isdigit() else None

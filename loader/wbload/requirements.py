@@ -13,6 +13,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from .errors import DeployFailed, UsageError
+from .topology import Deployment
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,14 @@ def import_requirements(client: redis.Redis, directory: Path) -> list[str]:
         except redis.ResponseError as e:
             raise DeployFailed(f"Redis refused requirement {name} from {path}: {e}") from None
         imported.append(name)
+    return imported
+
+
+def import_on_every_shard(deployment: Deployment, directory: Path) -> list[str]:
+    """`import_requirements` on every shard (Gears keeps requirements per shard)."""
+    imported: list[str] = []
+    for shard in deployment.shards:
+        imported = import_requirements(shard.client, directory)
     return imported
 
 

@@ -71,10 +71,9 @@ def backlog_streams(deployment: Deployment, pattern: str | None) -> list[tuple[S
     """(shard, stream, changes waiting) for each shard whose stream of `pattern` is not empty."""
     found = []
     for shard in deployment.shards:
-        stream = shard_stream(shard, pattern)
-        waiting = int(shard.client.xlen(stream)) if stream else 0
-        if stream and waiting:
-            found.append((shard, stream, waiting))
+        waiting = backlog(shard, pattern)
+        if waiting:
+            found.append((shard, shard.stream(str(pattern)), waiting))
     return found
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
 from redis.crc import key_slot
@@ -21,8 +21,6 @@ from redis.crc import key_slot
 from .connection import RedisTarget, connect
 from .errors import RedisUnreachable, ServerUnsuitable
 from .hashtags import tagged
-
-T = TypeVar("T")
 
 REFRESH_HINT = (
     "RedisGears learns the cluster only from RG.REFRESHCLUSTER, needed after every start of "
@@ -42,6 +40,12 @@ class Shard:
     def min_slot(self) -> int:
         """The lowest slot it owns: Gears' `hashtag()` there hashes to it."""
         return min(start for start, _ in self.slots)
+
+    @property
+    def node(self) -> tuple[str, int] | None:
+        """(host, port) to reach it with another client; None for a unix socket."""
+        host, _, port = self.address.rpartition(":")
+        return (host, int(port)) if host and port.isdigit() else None
 
     def owns(self, key: str) -> bool:
         slot = key_slot(key.encode())
@@ -108,7 +112,7 @@ def open_deployment(target: RedisTarget, wait: float = 0.0) -> Deployment:
     """Connect to the named node and, on a cluster, to every primary."""
     entry = connect(target, wait=wait)
     if not _cluster_enabled(entry):
-        return Deployment(target, entry, [Shard(_address(target), entry)])
+        return Deployment(target, entry, [Shard(target_address(target), entry)])
     shards, entry_is_primary = [], False
     myid = _text(entry.execute_command("CLUSTER", "MYID"))
     for (host, port, node_id), slots in _primaries(entry).items():
@@ -252,7 +256,8 @@ def _entry_host(client: redis.Redis) -> str:
     return str(client.connection_pool.connection_kwargs.get("host", "localhost"))
 
 
-def _address(target: RedisTarget) -> str:
+def target_address(target: RedisTarget) -> str:
+    """host:port of the node a target names (no credentials)."""
     return target.display.split("@")[-1].split("://")[-1].split("/")[0]
 
 
