@@ -18,7 +18,8 @@ def entries(
             for entry_id, fields in reply]
 
 
-ORIGINAL_KEY_FIELD = "_original_key"
+ORIGINAL_KEY_FIELD = "_original_key"  # whole-document entries (older versions, stock rgsync)
+KEY_FIELD, EVENT_FIELD = "k", "e"  # key-only entries (today's recipes); an empty key: a wake-up
 # Deletes Redis does on its own (and a read that missed): they must not delete in Mongo.
 HOUSEKEEPING_EVENTS = frozenset(["expired", "evicted", "keymiss"])
 # Keyspace events of an app removing a key (DEL/UNLINK/GETDEL, JSON.DEL of the root, a RENAME
@@ -29,12 +30,16 @@ APP_DELETE_EVENTS = frozenset(["del", "json.del", "rename_from", "move_from"])
 def changed_keys(shard: Shard, stream: str, chunk: int = 1000) -> dict[str, bool]:
     """The distinct keys a write-behind stream mentions (first-seen order) -> whether its
     last change there was a delete by the app (ours and rgsync's `#` `~`, or an event the
-    --force bridge recorded), not Redis' housekeeping."""
+    --force bridge recorded), not Redis' housekeeping. A key-only entry says which key
+    changed, not how: gone means deleted unless the entry carries an expiry or eviction."""
     found: dict[str, bool] = {}
     start = "-"
     while True:
         chunk_entries = entries(shard.client, stream, start, chunk)
         for _entry_id, fields in chunk_entries:
+            if fields.get(KEY_FIELD):
+                found[fields[KEY_FIELD]] = fields.get(EVENT_FIELD) not in HOUSEKEEPING_EVENTS
+                continue
             key = fields.get(ORIGINAL_KEY_FIELD)
             if key:
                 event = fields.get("_event") or ""

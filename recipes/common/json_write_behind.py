@@ -1,5 +1,6 @@
-"""Write-behind of RedisJSON documents: a sync KeysReader queues each change in a stream, an
-async StreamReader hands batches to the connector. Our own code; no rgsync at run time.
+"""Write-behind of RedisJSON documents: a sync KeysReader queues which key changed in a stream,
+an async StreamReader reads the documents of a batch once and hands them to the connector.
+Our own code; no rgsync at run time.
 
 Runs inside RedisGears' embedded Python 3.7; wbload inlines it into recipes that import it.
 
@@ -12,27 +13,35 @@ rgsync's package, whose requirement brings pymongo 4.1.1 (Gears may reinstall it
 recipe's pin when Redis restarts). Where it differs from stock rgsync:
 - the key field's value is everything after ``<prefix>:`` (stock keeps only up to the next
   ``:``, so ``MovieEntity:tt:99`` became ``tt``);
-- one ``JSON.GET`` (None when the key is gone) and one ``XADD`` per write, instead of
-  ``EXISTS`` + ``JSON.GET`` + ``RENAME``/``DEL`` attempts and per-record uuid/ack
-  bookkeeping, which JSON write-behind never uses. (Queuing only the key and reading the
-  documents in the StreamReader was faster still, but on RedisGears 1.2.13 it left entries
-  undelivered at the end of a burst: bench/README.md, "lazy read");
+- the KeysReader reads nothing: one ``XADD <stream> * k <key>`` per change (~100 bytes a
+  queued change instead of the whole document). The StreamReader reads the batch's distinct
+  keys with one ``JSON.MGET`` (per key on a cluster, where a shard's keys span slots), so
+  each change is written with the key's state when it is written: Mongo's copy only moves
+  forward and ends at Redis' final state (bench/README.md, "Issue 14");
 - every event on a key counts (``EVENT_TYPES``): renames, COPY and RESTORE too, so Mongo
-  follows them; a delete carries its event, so the sink can leave expiry and eviction out;
-  ``change_of`` decides what one event queues;
-- a key under the prefix that is not a JSON document is queued with JSON.GET's error, so the
-  sink dead-letters it with the reason instead of the change vanishing;
+  follows them; a read that missed (``keymiss``, which Gears also delivers) is no change.
+  An expiry or eviction is queued with its event (and remembered per shard until written,
+  for a change whose key expired before it was written), so the sink can leave them out;
+  ``change_of`` decides what one event queues, ``operation_of`` what a key's changes write;
+- a key under the prefix that is not a JSON document is written as an error, so the sink
+  dead-letters it with the reason instead of the change vanishing;
 - the original key stays in the record the connector sees;
+- nothing unread is ever trimmed, and no change waits for a later write: the StreamReader is
+  registered with ``trimStream=False`` and trims only what it wrote (``XTRIM MINID``), and a
+  batch that leaves entries behind adds an empty wake-up entry, whose notification makes
+  Gears run it again even if its count of pending entries had fallen short (Gears decides
+  to stop only when a batch is done: bench/README.md, "Gears' pending count");
 - upgrading loses nothing. Stock rgsync unregisters both old readers inside RG.PYEXECUTE,
   so changes still in the old stream are never written, and a write made before the new
   KeysReader takes effect (after RG.PYEXECUTE returns) reaches no stream at all. Here both old
   readers stay: for a moment both KeysReaders queue each change. The new StreamReader's
   batches prove the new KeysReader live: they unregister the old one, and are held back
   (raising, so Gears retries them) until the old StreamReader has written this shard's old
-  stream to the end. Every old change of a key is written before any new one; a change
-  queued twice is written twice, with the same final state. On a cluster each shard hands
-  over on its own; the idle old StreamReader is retired by `wbload deploy` once every
-  shard's old stream is empty (`wait_for_predecessors`).
+  stream to the end (an older version's stream holds whole documents; its own reader
+  writes them). Every old change of a key is written before any new one; a change queued
+  twice is written twice, with the same final state. On a cluster each shard hands over on
+  its own; the idle old StreamReader is retired by `wbload deploy` once every shard's old
+  stream is empty (`wait_for_predecessors`).
 """
 import json
 import time
@@ -54,27 +63,46 @@ CLUSTER_HANDOVER_GRACE_S = 35.0
 
 # What a queued change says in its '#' field (the connector reads the same letters).
 UPSERT, DELETE = '=', '~'
+# The fields of a queued change: the key, and the event for an expiry or eviction.
+KEY, EVENT = 'k', 'e'
+# Not a change: a read of a missing key.
+READ_EVENTS = frozenset(['keymiss'])
+# Redis' housekeeping, not the application's: the sink may leave these deletes out.
+HOUSEKEEPING_EVENTS = frozenset(['expired', 'evicted'])
 
 
 def change_of(record):
-    """``(op, document, error)`` one KeysReader event queues for its key (``record['key']``,
-    ``record['event']``): ``(UPSERT, document, None)``, ``(DELETE, None, None)``, or
-    ``(UPSERT, None, error)`` for a key that is not a JSON document (it is dead-lettered).
+    """The fields one KeysReader event (``record['key']``, ``record['event']``) queues for
+    its key, or None when it is no change."""
+    event = record.get('event')
+    if event in READ_EVENTS:
+        return None
+    if event in HOUSEKEEPING_EVENTS:
+        return [KEY, record['key'], EVENT, event]
+    return [KEY, record['key']]
 
-    Every event re-reads the key, so the change carries its state now: gone means delete.
-    """
-    try:
-        document = execute('JSON.GET', record['key'])
-    except Exception as e:  # e.g. WRONGTYPE: the sink dead-letters it, saying why
-        return UPSERT, None, 'not a JSON document: %s' % e
-    if document is None:
-        return DELETE, None, None
-    return UPSERT, document, None
+
+def operation_of(document, error, kind):
+    """``(op, error)`` a key's changes write, from its state now: ``(UPSERT, None)`` with its
+    JSON ``document``, ``(DELETE, None)`` when it is gone (``TYPE`` ``kind`` none), or
+    ``(UPSERT, error)`` for a key that is not a JSON document (the sink dead-letters it)."""
+    if error is not None:
+        return UPSERT, error
+    if document is not None:
+        return UPSERT, None
+    if kind == 'none':
+        return DELETE, None
+    return UPSERT, 'not a JSON document (the key holds a %s)' % kind
 
 
 def stream_name(table, stream_uuid):
     """The stream of one registration on this shard, named as rgsync names them."""
     return '_%s-stream-%s-{%s}' % (table, stream_uuid, hashtag())
+
+
+def housekeeping_name(name):
+    """This shard's hash: key -> the stream id of its last queued expiry or eviction."""
+    return 'wbload:expired:%s{%s}' % (name, hashtag())
 
 
 class JSONWriteBehind(object):
@@ -91,31 +119,34 @@ class JSONWriteBehind(object):
         key_field = connector.PrimaryKey()
         id_start = len(keysPrefix) + 1
 
-        def append_change(record):
-            if record.get('event') == 'keymiss':  # a read that missed: nothing changed
+        def queue_change(record):
+            fields = change_of(record)
+            if fields is None:
                 return
-            key = record['key']
-            stream = stream_name(table, stream_uuid)  # per call: the executing shard's
-            op, document, error = change_of(record)
-            fields = ['_original_key', key, key_field, key[id_start:], '#', op]
-            if error is not None:
-                fields += ['_error', error]
-            elif document is not None:
-                fields += [dataKey, document]
-            else:  # the event lets the sink leave expiry and eviction out
-                fields += ['_event', record.get('event') or '']
-            execute('XADD', stream, '*', *fields)
+            # Per call: the executing shard's stream (and hash).
+            entry_id = execute('XADD', stream_name(table, stream_uuid), '*', *fields)
+            if EVENT in fields:
+                execute('HSET', housekeeping_name(name), record['key'], entry_id)
 
         def write_batch(records):
             if predecessors:
                 wait_for_predecessors(name, predecessors, registered_at)
-            connector.WriteData(records, dataKey)
+            if not records:
+                return
+            stream = records[-1]['key']
+            changes = read_changes(records, name, key_field, id_start, dataKey)
+            if changes:
+                connector.WriteData(changes, dataKey)
+            forget_housekeeping(records, name)
+            execute('XTRIM', stream, 'MINID', next_id(records[-1]['id']))
+            if execute('XLEN', stream):
+                execute('XADD', stream, '*', KEY, '')  # a wake-up: see the docstring
 
         GB('KeysReader', desc=json.dumps({
             'name': '%s.KeysReader' % name,
             'version': version,
             'desc': 'add each changed key with prefix %s:* to Stream' % keysPrefix,
-        })).foreach(append_change).register(
+        })).foreach(queue_change).register(
             mode='sync', prefix='%s:*' % keysPrefix, readValue=False, eventTypes=eventTypes)
 
         GB('StreamReader', desc=json.dumps({
@@ -125,8 +156,91 @@ class JSONWriteBehind(object):
             'deadLetter': getattr(connector, 'dead_letter_stream', None),
         })).aggregate([], _append, _extend).foreach(write_batch).count().register(
             prefix='_%s-stream-%s-*' % (table, stream_uuid),
-            mode='async_local', batch=batch, duration=duration,
+            mode='async_local', batch=batch, duration=duration, trimStream=False,
             onFailedPolicy='retry', onFailedRetryInterval=onFailedRetryInterval)
+
+
+def read_changes(records, name, key_field, id_start, dataKey):
+    """The batch as the connector's records, one per key (its last entry): each key's state
+    now (``operation_of``)."""
+    last = {}  # key -> its last record in the batch, in the order keys were first seen
+    for record in records:
+        key = record['value'].get(KEY)
+        if key:  # an empty one is a wake-up
+            last.pop(key, None)
+            last[key] = record
+    if not last:
+        return []
+    keys = list(last)
+    documents = read_documents(keys)
+    gone = [key for key in keys if documents[key][0] is None and documents[key][1] is None]
+    expired = dict(zip(gone, execute('HMGET', housekeeping_name(name), *gone))) if gone else {}
+    changes = []
+    for key in keys:
+        record = last[key]
+        document, error = documents[key]
+        kind = execute('TYPE', key) if key in gone else None
+        op, error = operation_of(document, error, kind)
+        value = {'_original_key': key, key_field: key[id_start:], '#': op}
+        if error is not None:
+            value['_error'] = error
+        elif op == UPSERT:
+            value[dataKey] = document
+        else:  # the event lets the sink leave expiry and eviction out
+            value['_event'] = removal_event(record, expired.get(key))
+        changes.append({'key': record['key'], 'id': record['id'], 'value': value})
+    return changes
+
+
+def read_documents(keys):
+    """key -> (its JSON document or None, an error or None)."""
+    try:
+        return dict((key, (document, None))
+                    for key, document in zip(keys, execute('JSON.MGET', *(keys + ['.']))))
+    except Exception:  # a cluster shard's keys span slots: one by one
+        pass
+    documents = {}
+    for key in keys:
+        try:
+            documents[key] = (execute('JSON.GET', key), None)
+        except Exception as e:  # e.g. WRONGTYPE: the sink dead-letters it, saying why
+            documents[key] = (None, 'not a JSON document: %s' % e)
+    return documents
+
+
+def removal_event(record, expired_id):
+    """What removed a key that is gone: the record's own expiry or eviction, or one queued
+    after it (the key expired before this change was written), else '' (the application)."""
+    event = record['value'].get(EVENT)
+    if event:
+        return event
+    if expired_id and id_key(expired_id) > id_key(record['id']):
+        return 'expired'
+    return ''
+
+
+def forget_housekeeping(records, name):
+    """Drop the batch's expiries and evictions from the shard's hash (unless a later one of
+    the same key replaced them)."""
+    ids = dict((r['value'].get(KEY), r['id']) for r in records if r['value'].get(EVENT))
+    if not ids:
+        return
+    keys = list(ids)
+    marker = housekeeping_name(name)
+    for key, seen in zip(keys, execute('HMGET', marker, *keys)):
+        if seen == ids[key]:
+            execute('HDEL', marker, key)
+
+
+def id_key(entry_id):
+    ms, _, seq = entry_id.partition('-')
+    return int(ms), int(seq or 0)
+
+
+def next_id(entry_id):
+    """The smallest stream id after `entry_id` (XTRIM MINID keeps ids >= it)."""
+    ms, seq = id_key(entry_id)
+    return '%d-%d' % (ms, seq + 1)
 
 
 def wait_for_predecessors(name, predecessors, registered_at):

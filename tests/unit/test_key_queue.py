@@ -1,0 +1,241 @@
+"""The write-behind's key queue (recipes/common/json_write_behind.py), with Gears replaced by a
+small in-memory keyspace: what each event queues, what a batch writes, what is trimmed.
+
+The same recipe against Gears' Python 3.7, a real Redis and Mongo is in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "common" / "json_write_behind.py"
+STREAM_KEY = "_movies-stream-u-{06S}"
+MARKER = "wbload:expired:Movies{06S}"
+
+
+class Shard:
+    """The commands the recipe sends, answered from dicts (JSON documents, other keys)."""
+
+    def __init__(self) -> None:
+        self.json: dict[str, str] = {}
+        self.other: dict[str, str] = {}  # key -> its TYPE
+        self.hashes: dict[str, dict[str, str]] = {}
+        self.stream: list[tuple[str, list]] = []
+        self.commands: list[tuple] = []
+        self.clock = 100
+
+    def execute(self, *args: Any) -> Any:
+        self.commands.append(args)
+        name, rest = args[0], list(args[1:])
+        if name == "JSON.MGET":
+            return [self.json.get(k) for k in rest[:-1]]
+        if name == "TYPE":
+            return "ReJSON-RL" if rest[0] in self.json else self.other.get(rest[0], "none")
+        if name == "XADD":
+            self.clock += 1
+            entry_id = f"{self.clock}-0"
+            self.stream.append((entry_id, rest[2:]))
+            return entry_id
+        if name == "HSET":
+            self.hashes.setdefault(rest[0], {})[rest[1]] = rest[2]
+            return 1
+        if name == "HMGET":
+            return [self.hashes.get(rest[0], {}).get(f) for f in rest[1:]]
+        if name == "HDEL":
+            self.hashes.get(rest[0], {}).pop(rest[1], None)
+            return 1
+        if name == "XTRIM":
+            assert rest[1] == "MINID"
+            floor = tuple(int(x) for x in rest[2].split("-"))
+            self.stream = [e for e in self.stream
+                           if tuple(int(x) for x in e[0].split("-")) >= floor]
+            return 0
+        if name == "XLEN":
+            return len(self.stream)
+        if name == "RG.DUMPREGISTRATIONS":
+            return []
+        raise AssertionError(f"unexpected command {args}")
+
+    def records(self) -> list[dict]:
+        """The stream as the StreamReader's records."""
+        return [{"key": STREAM_KEY, "id": entry_id,
+                 "value": dict(zip(fields[::2], fields[1::2]))}
+                for entry_id, fields in self.stream]
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.batches: list[list[dict]] = []
+        self.dead_letter_stream = "dead"
+
+    def TableName(self) -> str:  # noqa: N802 (rgsync's connector interface)
+        return "movies"
+
+    def PrimaryKey(self) -> str:  # noqa: N802
+        return "movieId"
+
+    def WriteData(self, data: list[dict], dataKey: str) -> None:  # noqa: N802, N803
+        self.batches.append([dict(r["value"]) for r in data])
+
+
+class GB:
+    """Records each registration's step and arguments."""
+
+    registered: list[dict] = []
+
+    def __init__(self, reader: str, desc: str) -> None:
+        self.entry: dict[str, Any] = {"reader": reader, "desc": json.loads(desc), "steps": []}
+
+    def foreach(self, step: Callable) -> GB:
+        self.entry["steps"].append(step)
+        return self
+
+    def aggregate(self, *_args: Any) -> GB:
+        return self
+
+    def count(self) -> GB:
+        return self
+
+    def register(self, **args: Any) -> None:
+        self.entry["args"] = args
+        GB.registered.append(self.entry)
+
+
+@pytest.fixture
+def shard(monkeypatch: pytest.MonkeyPatch) -> Shard:
+    return Shard()
+
+
+@pytest.fixture
+def recipe(shard: Shard, monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    gears = types.ModuleType("redisgears")
+    gears.executeCommand = shard.execute  # type: ignore[attr-defined]
+    gears.getMyHashTag = lambda: "06S"  # type: ignore[attr-defined]
+    gears.log = lambda *a: None  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "redisgears", gears)
+    common = types.ModuleType("common")
+    registrations = types.ModuleType("common.registrations")
+    registrations.take_over = lambda name, version: []  # type: ignore[attr-defined]
+    registrations.note = lambda *a: None  # type: ignore[attr-defined]
+    registrations.predecessor_stream = lambda p: None  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "common", common)
+    monkeypatch.setitem(sys.modules, "common.registrations", registrations)
+    spec = importlib.util.spec_from_file_location("json_write_behind_under_test", RECIPE)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module.uuid, "uuid4", lambda: "u")
+    return module
+
+
+@pytest.fixture
+def steps(recipe: types.ModuleType) -> tuple[Callable, Callable, Sink]:
+    """(the KeysReader's step, the StreamReader's step, the sink) of one registration."""
+    GB.registered = []
+    sink = Sink()
+    recipe.JSONWriteBehind(GB, keysPrefix="MovieEntity", connector=sink, name="Movies",
+                           version="1.0.0")
+    keys, streams = GB.registered
+    return keys["steps"][0], streams["steps"][0], sink
+
+
+def test_each_event_queues_only_its_key_and_a_missed_read_nothing(recipe) -> None:
+    assert recipe.change_of({"key": "MovieEntity:1", "event": "json.set"}) == [
+        "k", "MovieEntity:1"]
+    assert recipe.change_of({"key": "MovieEntity:1", "event": "del"}) == ["k", "MovieEntity:1"]
+    assert recipe.change_of({"key": "MovieEntity:1", "event": "expired"}) == [
+        "k", "MovieEntity:1", "e", "expired"]
+    assert recipe.change_of({"key": "MovieEntity:1", "event": "keymiss"}) is None
+
+
+def test_registrations_keep_rgsync_names_and_let_only_the_reader_trim(steps) -> None:
+    keys, streams = GB.registered
+    assert keys["desc"]["name"] == "Movies.KeysReader" and keys["args"]["mode"] == "sync"
+    assert keys["args"]["readValue"] is False
+    assert streams["desc"]["name"] == "Movies.StreamReader"
+    assert streams["args"]["trimStream"] is False
+    assert streams["args"]["prefix"] == "_movies-stream-u-*"
+
+
+def test_a_batch_writes_each_key_as_it_is_now(shard: Shard, steps) -> None:
+    queue, write, sink = steps
+    shard.json["MovieEntity:a"] = '{"v":1}'
+    shard.other["MovieEntity:s"] = "string"
+    for key, event in [("MovieEntity:a", "json.set"), ("MovieEntity:gone", "json.set"),
+                       ("MovieEntity:a", "json.set"), ("MovieEntity:gone", "del"),
+                       ("MovieEntity:s", "set"), ("MovieEntity:x", "keymiss")]:
+        queue({"key": key, "event": event})
+    assert len(shard.stream) == 5  # the missed read queued nothing
+    write(shard.records())
+    (batch,) = sink.batches
+    assert batch == [
+        {"_original_key": "MovieEntity:a", "movieId": "a", "#": "=", "redisgears": '{"v":1}'},
+        {"_original_key": "MovieEntity:gone", "movieId": "gone", "#": "~", "_event": ""},
+        {"_original_key": "MovieEntity:s", "movieId": "s", "#": "=",
+         "_error": "not a JSON document (the key holds a string)"},
+    ]
+    assert [c[0] for c in shard.commands].count("JSON.MGET") == 1
+    assert shard.stream == []  # written, then trimmed; nothing left behind: no wake-up
+
+
+def test_an_expiry_is_a_housekeeping_delete_even_when_written_before_its_own_entry(
+        shard: Shard, steps) -> None:
+    queue, write, sink = steps
+    queue({"key": "MovieEntity:t", "event": "json.set"})
+    first = shard.records()
+    # the key expires before that change is written: its expiry is queued after it
+    queue({"key": "MovieEntity:t", "event": "expired"})
+    write(first)
+    assert sink.batches[-1] == [{"_original_key": "MovieEntity:t", "movieId": "t", "#": "~",
+                                 "_event": "expired"}]
+    assert len(shard.stream) == 2  # the expiry entry, and a wake-up after it
+    write(shard.records())
+    assert sink.batches[-1][0]["_event"] == "expired"
+    assert shard.hashes[MARKER] == {} and shard.stream == []
+
+
+def test_an_app_delete_after_an_old_expiry_is_a_delete(shard: Shard, steps) -> None:
+    queue, write, sink = steps
+    queue({"key": "MovieEntity:t", "event": "expired"})
+    queue({"key": "MovieEntity:t", "event": "json.set"})
+    queue({"key": "MovieEntity:t", "event": "del"})
+    shard.hashes[MARKER]["MovieEntity:other"] = "1-0"
+    write(shard.records())
+    assert sink.batches[-1] == [{"_original_key": "MovieEntity:t", "movieId": "t", "#": "~",
+                                 "_event": ""}]
+    assert shard.hashes[MARKER] == {"MovieEntity:other": "1-0"}
+
+
+def test_entries_left_behind_get_a_wake_up_and_nothing_unread_is_trimmed(
+        shard: Shard, steps) -> None:
+    queue, write, sink = steps
+    for i in range(5):
+        shard.json[f"MovieEntity:{i}"] = "{}"
+        queue({"key": f"MovieEntity:{i}", "event": "json.set"})
+    records = shard.records()
+    write(records[:2])  # Gears delivered two; three wait
+    assert [fields for _, fields in shard.stream] == [
+        ["k", "MovieEntity:2"], ["k", "MovieEntity:3"], ["k", "MovieEntity:4"], ["k", ""]]
+    write(shard.records())  # the wake-up is no change
+    assert [len(b) for b in sink.batches] == [2, 3] and shard.stream == []
+
+
+def test_a_failed_write_trims_nothing(shard: Shard, steps) -> None:
+    queue, write, sink = steps
+    queue({"key": "MovieEntity:1", "event": "del"})
+
+    def refuse(data: list[dict], dataKey: str) -> None:  # noqa: N803
+        raise RuntimeError("Mongo is down")
+
+    sink.WriteData = refuse  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        write(shard.records())
+    assert len(shard.stream) == 1
