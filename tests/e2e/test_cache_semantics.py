@@ -91,6 +91,42 @@ def test_delete_on_expiry_true_mirrors_expiry(
     wait_mirrored(mongo_db, dict.fromkeys(ids))
 
 
+def test_a_cache_miss_leaves_the_mongo_document_alone(deployment, mongo, mongo_db) -> None:
+    """Reading a key that is only in Mongo (Gears' KeysReader sees the read as `keymiss`) is
+    no change: the document stays."""
+    gears, client = deployment, deployment.client()
+    assert deploy(gears.url, mongo.url_from_redis, mongo_db).exit_code == 0
+    mongo_db.movies.insert_one({"movieId": "cold", "title": "only in Mongo"})
+    assert client.execute_command("JSON.GET", "MovieEntity:cold") is None
+    assert client.exists("MovieEntity:cold") == 0
+    marker_written(client, mongo_db, gears.url)
+    assert mongo_db.movies.count_documents({"movieId": "cold"}) == 1
+
+
+def test_a_change_whose_key_expired_before_it_was_written_keeps_the_document(
+        deployment, mongo, mongo_db) -> None:
+    """With Mongo down, a key is changed and then expires: neither change deletes the
+    document once Mongo is back (the write may arrive as it was, or not at all)."""
+    gears, client = deployment, deployment.client()
+    if not mongo.can_restart:
+        pytest.skip(f"environment: MongoDB given by {selection.MONGO_URL} "
+                    f"({mongo.description}); the bench cannot stop and start it")
+    assert deploy(gears.url, mongo.url_from_redis, mongo_db, *QUICK_RETRY,
+                  "--param", "MONGO_TIMEOUT_MS=300").exit_code == 0
+    wait_mirrored(mongo_db, write_movies(client, ["ttl"]))
+    mongo.stop()
+    try:
+        client.execute_command("JSON.SET", "MovieEntity:ttl", "$", '{"title": "v2"}')
+        expire_and_wait_gone(client, ["ttl"])
+    finally:
+        mongo.start()
+    with mongo.client() as mongo_client:
+        db = mongo_client[mongo_db.name]
+        marker_written(client, db, gears.url)
+        (document,) = db.movies.find({"movieId": "ttl"})
+    assert document["title"] in ("Movie ttl", "v2")
+
+
 def test_deploy_warns_when_redis_may_evict_the_stream(gears, mongo, mongo_db,
                                                       gears_clean) -> None:
     before = gears_clean.config_get("maxmemory-policy")["maxmemory-policy"]

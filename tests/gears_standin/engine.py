@@ -276,7 +276,7 @@ class Engine(object):
         while not self.stopping:
             try:
                 conn = self.connect()
-                conn.call("CONFIG", "SET", "notify-keyspace-events", "KEA")
+                conn.call("CONFIG", "SET", "notify-keyspace-events", "KEAm")
                 conn.call("CONFIG", "SET", "client-output-buffer-limit", "pubsub 0 0 0")
                 conn.send(["PSUBSCRIBE", "__keyevent@*__:*"], ["SUBSCRIBE", self.fence_channel])
                 conn.read()
