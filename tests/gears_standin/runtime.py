@@ -24,6 +24,7 @@ _tls = threading.local()
 
 error = type("error", (Exception,), {"__module__": "gears"})
 GearsError = error
+FENCE_TIMEOUT_S = 120  # as a client's fence (server.FENCE_TIMEOUT)
 
 
 # ---------------------------------------------------------------- execute & friends
@@ -68,10 +69,23 @@ def executeCommand(*args):
     else:
         try:
             reply = ENGINE.thread_conn().call(*parts)
+            _events_handled()
         except (OSError, ConnectionError) as e:
             ENGINE.drop_thread_conn()
             raise GearsError(str(e))
     return _to_py(reply)
+
+
+def _events_handled():
+    """In a StreamReader execution: return only once the sync KeysReaders have run on every
+    event Redis published so far (an expiry, a keymiss this command caused). In Gears they
+    run inside the command that caused them, or inside the expiry itself, before any
+    execution sees the key gone; here they run on the dispatcher, so fence like a client."""
+    if not threading.current_thread().name.startswith("stream-") or not ENGINE.fence_needed():
+        return
+    token, handled = ENGINE.new_fence()
+    ENGINE.thread_conn().call("PUBLISH", ENGINE.fence_channel, token)
+    handled.wait(FENCE_TIMEOUT_S)
 
 
 execute = executeCommand
