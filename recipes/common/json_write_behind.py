@@ -22,6 +22,9 @@ recipe's pin when Redis restarts). Where it differs from stock rgsync:
   follows them; a read that missed (``keymiss``, which Gears also delivers) is no change.
   An expiry or eviction is queued with its event (and remembered per shard until written,
   for a change whose key expired before it was written), so the sink can leave them out;
+  a change of a key Redis may remove on its own (it has a TTL, or Redis evicts any key)
+  carries a copy of the document, so its last state still reaches Mongo if the key is gone
+  before the change is written;
   ``change_of`` decides what one event queues, ``operation_of`` what a key's changes write;
 - a key under the prefix that is not a JSON document is written as an error, so the sink
   dead-letters it with the reason instead of the change vanishing;
@@ -63,8 +66,11 @@ CLUSTER_HANDOVER_GRACE_S = 35.0
 
 # What a queued change says in its '#' field (the connector reads the same letters).
 UPSERT, DELETE = '=', '~'
-# The fields of a queued change: the key, and the event for an expiry or eviction.
-KEY, EVENT = 'k', 'e'
+# The fields of a queued change: the key, the event of an expiry or eviction, and a copy of
+# the document when Redis may remove the key on its own before the change is written.
+KEY, EVENT, SNAPSHOT = 'k', 'e', 'd'
+# How long the KeysReader trusts what it last read of Redis' eviction settings.
+EVICTION_CHECK_S = 1.0
 # Not a change: a read of a missing key.
 READ_EVENTS = frozenset(['keymiss'])
 # Redis' housekeeping, not the application's: the sink may leave these deletes out.
@@ -119,10 +125,15 @@ class JSONWriteBehind(object):
         key_field = connector.PrimaryKey()
         id_start = len(keysPrefix) + 1
 
+        # A copy is worth it only where Mongo keeps what Redis removes on its own.
+        keep_documents = not getattr(connector, 'delete_on_expiry', False)
+
         def queue_change(record):
             fields = change_of(record)
             if fields is None:
                 return
+            if keep_documents and EVENT not in fields and may_vanish(record['key']):
+                fields += snapshot_of(record['key'])
             # Per call: the executing shard's stream (and hash).
             entry_id = execute('XADD', stream_name(table, stream_uuid), '*', *fields)
             if EVENT in fields:
@@ -163,12 +174,15 @@ class JSONWriteBehind(object):
 def read_changes(records, name, key_field, id_start, dataKey):
     """The batch as the connector's records, one per key (its last entry): each key's state
     now (``operation_of``)."""
-    last = {}  # key -> its last record in the batch, in the order keys were first seen
+    last = {}  # key -> its last record in the batch, keys in the order of their last change
+    snapshots = {}  # key -> the document its last change (not an expiry) copied, if any
     for record in records:
         key = record['value'].get(KEY)
         if key:  # an empty one is a wake-up
             last.pop(key, None)
             last[key] = record
+            if not record['value'].get(EVENT):
+                snapshots[key] = record['value'].get(SNAPSHOT)
     if not last:
         return []
     keys = list(last)
@@ -188,8 +202,44 @@ def read_changes(records, name, key_field, id_start, dataKey):
             value[dataKey] = document
         else:  # the event lets the sink leave expiry and eviction out
             value['_event'] = removal_event(record, expired.get(key))
+            if value['_event'] in HOUSEKEEPING_EVENTS and snapshots.get(key) is not None:
+                # Redis removed it before its last change was written: write that change
+                # from the copy first (the sink keeps or drops the removal after it).
+                kept = dict(value, **{'#': UPSERT, dataKey: snapshots[key]})
+                del kept['_event']
+                changes.append({'key': record['key'], 'id': record['id'], 'value': kept})
         changes.append({'key': record['key'], 'id': record['id'], 'value': value})
     return changes
+
+
+def may_vanish(key):
+    """Whether Redis may remove `key` on its own (a TTL, or eviction of any key) before its
+    change is written: then the change carries a copy of the document."""
+    return evicts_any_key() or execute('PTTL', key) > 0
+
+
+_eviction = {'checked': 0.0, 'any_key': False}  # per shard, refreshed every EVICTION_CHECK_S
+
+
+def evicts_any_key():
+    """Whether this Redis may evict keys without a TTL (maxmemory with an allkeys policy)."""
+    now = time.time()
+    if now - _eviction['checked'] >= EVICTION_CHECK_S:
+        policy = execute('CONFIG', 'GET', 'maxmemory-policy')[1]
+        limit = execute('CONFIG', 'GET', 'maxmemory')[1]
+        _eviction['any_key'] = policy.startswith('allkeys') and int(limit) > 0
+        _eviction['checked'] = now
+    return _eviction['any_key']
+
+
+def snapshot_of(key):
+    """The fields that copy `key`'s JSON document (none for a key that is not JSON: its
+    change is then dead-lettered, saying what it holds)."""
+    try:
+        document = execute('JSON.GET', key)
+    except Exception:
+        return []
+    return [SNAPSHOT, document] if document is not None else []
 
 
 def read_documents(keys):

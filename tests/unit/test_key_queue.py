@@ -29,12 +29,21 @@ class Shard:
         self.other: dict[str, str] = {}  # key -> its TYPE
         self.hashes: dict[str, dict[str, str]] = {}
         self.stream: list[tuple[str, list]] = []
+        self.ttl: dict[str, int] = {}  # key -> PTTL in ms, for keys that have one
+        self.config = {"maxmemory-policy": "noeviction", "maxmemory": "0"}
         self.commands: list[tuple] = []
         self.clock = 100
 
     def execute(self, *args: Any) -> Any:
         self.commands.append(args)
         name, rest = args[0], list(args[1:])
+        if name == "JSON.GET":
+            return self.json.get(rest[0])
+        if name == "PTTL":
+            return self.ttl.get(rest[0], -1) if rest[0] in self.json else -2
+        if name == "CONFIG":
+            assert rest[0] == "GET"
+            return [rest[1], self.config[rest[1]]]
         if name == "JSON.MGET":
             return [self.json.get(k) for k in rest[:-1]]
         if name == "TYPE":
@@ -139,8 +148,11 @@ def recipe(shard: Shard, monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
 @pytest.fixture
 def steps(recipe: types.ModuleType) -> tuple[Callable, Callable, Sink]:
     """(the KeysReader's step, the StreamReader's step, the sink) of one registration."""
+    return register(recipe, Sink())
+
+
+def register(recipe: types.ModuleType, sink: Sink) -> tuple[Callable, Callable, Sink]:
     GB.registered = []
-    sink = Sink()
     recipe.JSONWriteBehind(GB, keysPrefix="MovieEntity", connector=sink, name="Movies",
                            version="1.0.0")
     keys, streams = GB.registered
@@ -239,3 +251,77 @@ def test_a_failed_write_trims_nothing(shard: Shard, steps) -> None:
     with pytest.raises(RuntimeError):
         write(shard.records())
     assert len(shard.stream) == 1
+
+
+def expire(shard: Shard, queue: Callable, key: str) -> None:
+    """Redis expires `key`: gone first, then the KeysReader sees `expired`."""
+    shard.json.pop(key)
+    shard.ttl.pop(key, None)
+    queue({"key": key, "event": "expired"})
+
+
+def test_a_key_with_a_ttl_that_expires_before_its_change_is_written_still_gets_it(
+        shard: Shard, steps) -> None:
+    queue, write, sink = steps
+    shard.json["MovieEntity:t"] = '{"title": "v1"}'
+    queue({"key": "MovieEntity:t", "event": "json.set"})  # no TTL yet: the key only
+    shard.ttl["MovieEntity:t"] = 5000
+    queue({"key": "MovieEntity:t", "event": "expire"})  # the TTL: copied from now on
+    shard.json["MovieEntity:t"] = '{"title": "v2 \u00e9"}'
+    queue({"key": "MovieEntity:t", "event": "json.set"})
+    assert [fields for _, fields in shard.stream] == [
+        ["k", "MovieEntity:t"], ["k", "MovieEntity:t", "d", '{"title": "v1"}'],
+        ["k", "MovieEntity:t", "d", '{"title": "v2 \u00e9"}']]
+    expire(shard, queue, "MovieEntity:t")  # Mongo was down: nothing written yet
+    write(shard.records())
+    assert sink.batches == [[
+        {"_original_key": "MovieEntity:t", "movieId": "t", "#": "=",
+         "redisgears": '{"title": "v2 \u00e9"}'},
+        {"_original_key": "MovieEntity:t", "movieId": "t", "#": "~", "_event": "expired"},
+    ]]
+
+
+def test_a_copy_is_not_written_over_an_app_delete_or_a_live_key(shard: Shard, steps) -> None:
+    queue, write, sink = steps
+    for key in ("MovieEntity:d", "MovieEntity:live"):
+        shard.json[key], shard.ttl[key] = '{"old": true}', 5000
+        queue({"key": key, "event": "json.set"})
+    del shard.json["MovieEntity:d"]
+    queue({"key": "MovieEntity:d", "event": "del"})
+    shard.json["MovieEntity:live"] = '{"new": true}'
+    write(shard.records())
+    assert sink.batches == [[  # keys in the order of their last change
+        {"_original_key": "MovieEntity:live", "movieId": "live", "#": "=",
+         "redisgears": '{"new": true}'},
+        {"_original_key": "MovieEntity:d", "movieId": "d", "#": "~", "_event": ""},
+    ]]
+
+
+def test_when_redis_evicts_any_key_every_change_carries_a_copy(
+        shard: Shard, steps, recipe) -> None:
+    queue, write, sink = steps
+    shard.config = {"maxmemory-policy": "allkeys-lru", "maxmemory": "1000000"}
+    for i in range(3):
+        shard.json[f"MovieEntity:{i}"] = f'{{"n": {i}}}'
+        queue({"key": f"MovieEntity:{i}", "event": "json.set"})
+    assert all(fields[2:] == ["d", f'{{"n": {i}}}']
+               for i, (_, fields) in enumerate(shard.stream))
+    # read once, not per write
+    assert [c for c in shard.commands if c[0] == "CONFIG"] == [
+        ("CONFIG", "GET", "maxmemory-policy"), ("CONFIG", "GET", "maxmemory")]
+    shard.json.pop("MovieEntity:1")
+    queue({"key": "MovieEntity:1", "event": "evicted"})
+    write(shard.records())
+    assert sink.batches[-1][2:] == [
+        {"_original_key": "MovieEntity:1", "movieId": "1", "#": "=", "redisgears": '{"n": 1}'},
+        {"_original_key": "MovieEntity:1", "movieId": "1", "#": "~", "_event": "evicted"}]
+
+
+def test_a_sink_that_mirrors_expiry_needs_no_copies(shard: Shard, recipe) -> None:
+    sink = Sink()
+    sink.delete_on_expiry = True  # type: ignore[attr-defined]
+    queue, write, _ = register(recipe, sink)
+    shard.json["MovieEntity:t"], shard.ttl["MovieEntity:t"] = "{}", 5000
+    queue({"key": "MovieEntity:t", "event": "json.set"})
+    assert shard.stream[0][1] == ["k", "MovieEntity:t"]
+    assert not [c for c in shard.commands if c[0] in ("PTTL", "CONFIG", "JSON.GET")]
