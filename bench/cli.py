@@ -536,18 +536,22 @@ def report(results: dict[str, Any]) -> str:
         ])]
     burst = results.get("burst")
     if burst and "skipped" not in burst:
-        rows = [["burst-then-silence", "writes/round", "left per round", "rounds with leftovers"]]
+        rows = [["burst-then-silence", "writes/round", "left per round", "rounds with leftovers",
+                 "stranded per round"]]
         for label, res in burst.items():
             if isinstance(res, dict) and "left_per_round" in res:
                 rows.append([label, str(res["rounds"][0]["writes"]),
                              " ".join(str(x) for x in res["left_per_round"]),
-                             str(res["rounds_with_leftovers"])])
+                             str(res["rounds_with_leftovers"]),
+                             " ".join("?" if x is None else str(x)
+                                      for x in res.get("stranded_per_round", []))])
         cfg = burst["config"]
         out += ["", _table(rows), f"({cfg.get('bursts')} bursts x {cfg.get('clients')} clients "
                 f"x {cfg.get('per_client')} pipelined JSON.SET of fresh keys, "
                 f"{cfg.get('gap_s')}s apart, deleting some keys of the previous burst; left = "
                 "entries unacknowledged + keys wrong in Mongo "
-                f"{cfg.get('silence_s')}s after the last burst)"]
+                f"{cfg.get('silence_s')}s after the last burst; stranded = still waiting "
+                "with Gears idle, '?' = still draining when the bench stopped looking)"]
     backlog = results.get("backlog")
     if backlog and "skipped" not in backlog:
         rows = [["backlog", "bytes per queued change", "entries", "stream bytes"]]

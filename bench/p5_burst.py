@@ -22,6 +22,15 @@ StreamReader that reads documents can feed back into the KeysReader (keymiss).
 
 `left` (the figure that must be 0) = unacked + missing + not_deleted at the end of the
 silence (the streams are read first, then Mongo).
+
+A sample is not atomic: a batch in flight when the streams are read may be written by the
+time Mongo and Gears are asked. So each sample reads Gears' counters before and after, and
+says `busy` when an execution ran meanwhile or is running (numTriggered above what ended).
+After the silence the round goes on observing, up to `settle_s`, and tells the two ways a
+non-zero `left` can end: `drained_after_s` (everything reached Mongo later: the drain was
+slower than the silence, e.g. on a loaded machine) or `stranded` (entries unacknowledged
+while Gears has nothing running for `idle_s`: they wait for a later write, the defect this
+phase is about).
 """
 
 from __future__ import annotations
@@ -71,6 +80,42 @@ def _undelivered(client: redis.Redis, stream: str, last_id: str) -> int:
 def _gears_stats(client: redis.Redis) -> dict[str, Any]:
     stats = stream_reader_stats(client) or {}
     return {k: stats.get(k) for k in STATS}
+
+
+def _running(stats: dict[str, Any]) -> bool:
+    ended = sum(int(stats.get(k) or 0) for k in ("numSuccess", "numFailures", "numAborted"))
+    return int(stats.get("numTriggered") or 0) > ended
+
+
+def sample(client: redis.Redis, coll: Any, present: set[str], deleted: set[str],
+           elapsed: float) -> dict[str, Any]:
+    """What still waits, read as: Gears' counters, the streams, Mongo, the counters again."""
+    before = _gears_stats(client)
+    state = stream_state(client)  # before Mongo: a batch acked meanwhile is in it
+    in_mongo = {d["movieId"] for d in coll.find({}, {"movieId": 1, "_id": 0})}
+    after = _gears_stats(client)
+    return {"t": round(elapsed, 2), "xlen": state["xlen"], "unacked": state["unacked"],
+            "missing": len(present - in_mongo), "not_deleted": len(deleted & in_mongo),
+            "busy": before != after or _running(after), **after, "groups": state["groups"]}
+
+
+def settle(client: redis.Redis, coll: Any, present: set[str], deleted: set[str],
+           started: float, settle_s: float, idle_s: float) -> dict[str, Any]:
+    """Observe after the silence until nothing waits, or entries wait with Gears idle for
+    `idle_s` (stranded), or `settle_s` passed."""
+    idle_since = None
+    while True:
+        now = time.monotonic()
+        last = sample(client, coll, present, deleted, now - started)
+        waiting = last["unacked"] + last["missing"] + last["not_deleted"]
+        if not waiting:
+            return {"drained_after_s": last["t"], "stranded": 0, "last": last}
+        idle_since = None if last["busy"] else (idle_since or now)
+        if idle_since is not None and now - idle_since >= idle_s:
+            return {"drained_after_s": None, "stranded": waiting, "last": last}
+        if now - started >= settle_s:
+            return {"drained_after_s": None, "stranded": None, "last": last}
+        time.sleep(0.25)
 
 
 def write_bursts(url: str, first_id: int, bursts: int, clients: int, per_client: int,
@@ -133,7 +178,8 @@ def write_bursts(url: str, first_id: int, bursts: int, clients: int, per_client:
 def one_round(sink: Sink, run: Any, round_no: int, bursts: int = 4, clients: int = 4,
               per_client: int = 100, gap_s: float = 0.3, silence_s: float = 10.0,
               sample_s: float = 1.0, depth: int = 0, pace_s: float = 0.0,
-              around: Any = None) -> dict[str, Any]:
+              around: Any = None, settle_s: float = 60.0,
+              idle_s: float = 3.0) -> dict[str, Any]:
     """One deploy, the bursts, the silence. `around` (experiments): a context manager
     factory the bursts run inside (e.g. Mongo down, then back), called with the run."""
     client, mongo = run.redis(), run.mongo()
@@ -151,21 +197,23 @@ def one_round(sink: Sink, run: Any, round_no: int, bursts: int = 4, clients: int
         samples = []
         while True:
             elapsed = time.monotonic() - ended
-            state = stream_state(client)  # before Mongo: a batch acked meanwhile is in it
-            in_mongo = {d["movieId"] for d in coll.find({}, {"movieId": 1, "_id": 0})}
-            samples.append({"t": round(elapsed, 2), "xlen": state["xlen"],
-                            "unacked": state["unacked"], "missing": len(present - in_mongo),
-                            "not_deleted": len(deleted & in_mongo), **_gears_stats(client)})
+            samples.append(sample(client, coll, present, deleted, elapsed))
             if elapsed >= silence_s:
                 break
             time.sleep(min(sample_s, max(0.0, silence_s - elapsed)))
         last = samples[-1]
         wrong = last["missing"] + last["not_deleted"]
+        left = last["unacked"] + wrong
+        after = (settle(client, coll, present, deleted, ended, silence_s + settle_s, idle_s)
+                 if left else {"drained_after_s": None, "stranded": 0, "last": last})
         return {"writes": len(present) + 2 * len(deleted), "deletes": len(deleted),
-                "left": last["unacked"] + wrong, "wrong_in_mongo": wrong,
+                "left": left, "wrong_in_mongo": wrong,
                 "unacked": last["unacked"], "missing": last["missing"],
                 "not_deleted": last["not_deleted"], "xlen": last["xlen"],
-                "groups": state["groups"], "samples": samples}
+                "busy_at_end": last["busy"], "drained_after_s": after["drained_after_s"],
+                "stranded": after["stranded"], "groups": last.pop("groups"),
+                "samples": [{k: v for k, v in x.items() if k != "groups"} for x in samples],
+                "settled": {k: v for k, v in after["last"].items() if k != "groups"}}
     finally:
         reset(client)
         mongo.drop_database(database)
@@ -182,9 +230,23 @@ def burst(sinks: list[Sink], run: Any, rounds: int, **kw: Any) -> dict[str, Any]
             out[sink.label]["rounds"].append(res)
             print(f"    round {round_no + 1} {sink.label}: {res['writes']} writes, left after "
                   f"{kw.get('silence_s', 10.0):g}s: {res['left']} (unacked {res['unacked']}, "
-                  f"wrong in Mongo {res['wrong_in_mongo']}, xlen {res['xlen']})", flush=True)
+                  f"wrong in Mongo {res['wrong_in_mongo']}, xlen {res['xlen']}){_fate(res)}",
+                  flush=True)
     for sink in sinks:
-        lefts = [r["left"] for r in out[sink.label]["rounds"]]
+        rounds_ = out[sink.label]["rounds"]
+        lefts = [r["left"] for r in rounds_]
         out[sink.label]["left_per_round"] = lefts
         out[sink.label]["rounds_with_leftovers"] = sum(1 for x in lefts if x)
+        out[sink.label]["stranded_per_round"] = [r["stranded"] for r in rounds_]
     return out
+
+
+def _fate(res: dict[str, Any]) -> str:
+    """What became of a round's leftovers after the silence."""
+    if not res["left"]:
+        return ""
+    if res["drained_after_s"] is not None:
+        return f"; all in Mongo after {res['drained_after_s']:g}s (a slow drain)"
+    if res["stranded"]:
+        return f"; STRANDED: {res['stranded']} waiting with Gears idle"
+    return "; still draining when the bench stopped looking"
