@@ -34,7 +34,7 @@ from .proxy import PausableProxy
 from .sinks import NOOP_LABEL, Sink, ours, reset
 
 PHASES = ("p1", "p2", "p3", "p4", "burst", "backlog", "sinkcpu")
-CLUSTER_PHASES = ("p1", "p2", "p3")  # the phases that know a cluster's shards
+CLUSTER_PHASES = ("p1", "p2", "p3", "burst")  # the phases that know a cluster's shards
 BENCH_HOME = Path(os.environ.get("WBLOAD_BENCH_HOME", Path.home() / ".cache" / "wbload-bench"))
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -44,26 +44,29 @@ from typing import Any
 import redis
 
 from . import docs
+from .env import Client, cluster_client, primaries
 from .p2_drain import warm_up
 from .sinks import COLLECTION, STREAM_PATTERN, Sink, reset, stream_reader_stats
 
-STATS = ("numTriggered", "numSuccess", "numFailures", "numAborted", "lastError")
+COUNTERS = ("numTriggered", "numSuccess", "numFailures", "numAborted")
 
 
-def streams(client: redis.Redis) -> list[str]:
-    return sorted(client.scan_iter(STREAM_PATTERN, count=1000, _type="STREAM"))
+def streams(client: Client) -> list[tuple[redis.Redis, str]]:
+    """(the shard's client, stream) for every write-behind stream, shard by shard."""
+    return [(shard, name) for shard in primaries(client)
+            for name in sorted(shard.scan_iter(STREAM_PATTERN, count=1000, _type="STREAM"))]
 
 
-def stream_state(client: redis.Redis) -> dict[str, Any]:
+def stream_state(client: Client) -> dict[str, Any]:
     """xlen, and per stream the groups' lag/pending/entries-read (Redis >= 7 has lag)."""
     out: dict[str, Any] = {"xlen": 0, "unacked": 0, "groups": {}}
-    for name in streams(client):
-        out["xlen"] += int(client.xlen(name))
+    for shard, name in streams(client):
+        out["xlen"] += int(shard.xlen(name))
         unacked = 0
-        for group in client.xinfo_groups(name):
+        for group in shard.xinfo_groups(name):
             lag = group.get("lag")
             if lag is None:  # Redis 7 answers nil when it cannot tell (tombstones): count it
-                lag = _undelivered(client, name, group["last-delivered-id"])
+                lag = _undelivered(shard, name, group["last-delivered-id"])
             unacked = max(unacked, int(lag) + int(group["pending"]))
             out["groups"][f"{name} {group['name']}"] = {
                 "lag": lag, "pending": group["pending"],
@@ -77,9 +80,14 @@ def _undelivered(client: redis.Redis, stream: str, last_id: str) -> int:
     return len(client.xrange(stream, f"({last_id}", "+"))
 
 
-def _gears_stats(client: redis.Redis) -> dict[str, Any]:
-    stats = stream_reader_stats(client) or {}
-    return {k: stats.get(k) for k in STATS}
+def _gears_stats(client: Client) -> dict[str, Any]:
+    """The StreamReader's counters summed over the shards (each shard counts its own
+    executions), `running` per shard, and the last errors."""
+    per_shard = [stream_reader_stats(shard) or {} for shard in primaries(client)]
+    out: dict[str, Any] = {k: sum(int(s.get(k) or 0) for s in per_shard) for k in COUNTERS}
+    out["running"] = [_running(s) for s in per_shard]
+    out["lastError"] = [s.get("lastError") for s in per_shard if s.get("lastError")] or None
+    return out
 
 
 def _running(stats: dict[str, Any]) -> bool:
@@ -96,7 +104,8 @@ def sample(client: redis.Redis, coll: Any, present: set[str], deleted: set[str],
     after = _gears_stats(client)
     return {"t": round(elapsed, 2), "xlen": state["xlen"], "unacked": state["unacked"],
             "missing": len(present - in_mongo), "not_deleted": len(deleted & in_mongo),
-            "busy": before != after or _running(after), **after, "groups": state["groups"]}
+            "busy": before != after or any(after["running"]), **after,
+            "groups": state["groups"]}
 
 
 def settle(client: redis.Redis, coll: Any, present: set[str], deleted: set[str],
@@ -120,18 +129,19 @@ def settle(client: redis.Redis, coll: Any, present: set[str], deleted: set[str],
 
 def write_bursts(url: str, first_id: int, bursts: int, clients: int, per_client: int,
                  gap_s: float, depth: int = 0, pace_s: float = 0.0,
-                 delete_every: int = 7) -> tuple[set[str], set[str]]:
+                 delete_every: int = 7, cluster: bool = False) -> tuple[set[str], set[str]]:
     """`bursts` x `clients` concurrent writers of fresh keys; (ids that must be in Mongo,
     ids deleted). Each writer sends its `per_client` JSON.SET as one pipeline, or (depth > 0)
     as pipelines of `depth` with `pace_s` between them, and in each burst after the first
     also DELetes every `delete_every`-th key it wrote in the previous one (0: none)."""
     tpl = docs.templates()
     errors: list[BaseException] = []
-    conns = [redis.Redis.from_url(url, protocol=2) for _ in range(clients)]
+    conns: list[Client] = [cluster_client(url) if cluster else redis.Redis.from_url(url, protocol=2)
+                           for _ in range(clients)]
     written: set[str] = set()
     deleted: set[str] = set()
 
-    def one(conn: redis.Redis, start: int, doomed: list[int]) -> None:
+    def one(conn: Client, start: int, doomed: list[int]) -> None:
         try:
             step = depth or per_client
             for chunk in range(start, start + per_client, step):
@@ -192,7 +202,7 @@ def one_round(sink: Sink, run: Any, round_no: int, bursts: int = 4, clients: int
         warm_up(client, coll, timeout=120)
         with (around(run) if around else contextlib.nullcontext()):
             present, deleted = write_bursts(run.redis_url, 0, bursts, clients, per_client,
-                                            gap_s, depth, pace_s)
+                                            gap_s, depth, pace_s, cluster=run.cluster)
         ended = time.monotonic()
         samples = []
         while True:

@@ -132,9 +132,9 @@ def test_cluster_smoke_run_produces_p1_to_p3_on_every_shard(
     assert all(n["redis_version"] for n in redis_["nodes"])
     assert f"Redis Cluster of {shards} primaries" in results["on"]
     assert results["errors"] == {}
-    for phase in ("p1", "p2", "p3"):
+    for phase in ("p1", "p2", "p3", "burst"):
         assert results[phase]["on"] == results["on"]
-    for phase in ("p4", "burst", "backlog", "sinkcpu"):
+    for phase in ("p4", "backlog", "sinkcpu"):
         assert phase not in results  # not cluster-aware: not run by default
     assert f"(cluster, {shards} primaries)" in done.stdout  # the tables say so too
 
@@ -155,6 +155,12 @@ def test_cluster_smoke_run_produces_p1_to_p3_on_every_shard(
         assert p2[label]["docs_per_s"] > 0
         assert len(p2[label]["stream_reader"]["per_shard"]) == shards
     assert set(p2["ratio_to_raw"]) == {"ours"}
+
+    burst = results["burst"]["ours"]
+    assert burst["left_per_round"] == [0] and burst["stranded_per_round"] == [0]
+    assert burst["rounds"][0]["writes"] > 0
+    # the streams of every shard were read: each shard queued some of the fresh keys
+    assert len({name.rsplit("-{", 1)[1] for name in burst["rounds"][0]["groups"]}) == shards
 
     p3 = results["p3"]
     for label in ("ours",):

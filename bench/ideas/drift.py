@@ -112,7 +112,7 @@ def stranded(sink: Any, run: Run, wait_s: float = 6.0) -> dict[str, Any]:
     try:
         warm_up(client, coll, timeout=120)
         time.sleep(1.0)
-        stream = p5_burst.streams(client)[0]
+        _shard, stream = p5_burst.streams(client)[0]  # one node: the shard is the client
         group = client.xinfo_groups(stream)[0]
         key = f"MovieEntity:{WARM_ID}"
         coll.update_one({"movieId": str(WARM_ID)}, {"$set": {"title": "stale"}})
