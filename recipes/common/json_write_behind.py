@@ -13,9 +13,10 @@ rgsync's package, whose requirement brings pymongo 4.1.1 (Gears may reinstall it
 recipe's pin when Redis restarts). Where it differs from stock rgsync:
 - the key field's value is everything after ``<prefix>:`` (stock keeps only up to the next
   ``:``, so ``MovieEntity:tt:99`` became ``tt``);
-- the KeysReader reads nothing: one ``XADD <stream> * k <key>`` per change (~100 bytes a
-  queued change instead of the whole document). The StreamReader reads the batch's distinct
-  keys with one ``JSON.MGET`` (per key on a cluster, where a shard's keys span slots), so
+- the KeysReader reads no document (only the key's TTL): one ``XADD <stream> * k <key>``
+  per change (~100 bytes a queued change instead of the whole document). The StreamReader
+  reads the batch's distinct keys with one ``JSON.MGET`` (on a cluster too: a batch's keys
+  are all on the shard that reads it, and Gears lets that shard read across slots), so
   each change is written with the key's state when it is written: Mongo's copy only moves
   forward and ends at Redis' final state (bench/README.md, "Issue 14");
 - every event on a key counts (``EVENT_TYPES``): renames, COPY and RESTORE too, so Mongo
@@ -247,7 +248,7 @@ def read_documents(keys):
     try:
         return dict((key, (document, None))
                     for key, document in zip(keys, execute('JSON.MGET', *(keys + ['.']))))
-    except Exception:  # a cluster shard's keys span slots: one by one
+    except Exception:  # one key's error fails them all: one by one, to say which
         pass
     documents = {}
     for key in keys:
