@@ -31,7 +31,7 @@ import redis
 
 from . import env, p1_write, p2_drain, p3_lag, p4_redeploy, p5_burst, p6_backlog, p7_sink_cpu
 from .proxy import PausableProxy
-from .sinks import NOOP_LABEL, Sink, ours, reset
+from .sinks import FLOOR_LABELS, Sink, ours, reset
 
 PHASES = ("p1", "p2", "p3", "p4", "burst", "backlog", "sinkcpu")
 CLUSTER_PHASES = ("p1", "p2", "p3", "burst")  # the phases that know a cluster's shards
@@ -119,7 +119,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "more only steal the 2 CPUs of the reference machine from the server)")
     p.add_argument("--p1-depth", type=int, default=64, help="pipeline depth per client")
     p.add_argument("--p1-floor", action="store_true", help="P1 also with a sync KeysReader "
-                   "that does nothing: the least any KeysReader-based recipe costs")
+                   "that does nothing (the least any KeysReader-based recipe costs) and one "
+                   "that only XADDs the key (the least rgsync's model costs)")
     p.add_argument("--p1-tool", choices=("own", "redis-benchmark"), default="own",
                    help="P1 clients: the bench's own (processes, raw sockets) or Debian's "
                    "redis-benchmark (-c CLIENTS -P DEPTH; e.g. 16 x 1 unpipelined)")
@@ -186,7 +187,7 @@ def sinks_from(args: argparse.Namespace) -> list[Sink]:
             raise SystemExit(f"unknown sink {label!r} (stock, ours; more with --variant)")
     for item in args.variant:
         label, sep, path = item.partition("=")
-        if not sep or label in ("bare", "stock", "ours", NOOP_LABEL) or not Path(path).is_file():
+        if not sep or label in ("bare", "stock", "ours", *FLOOR_LABELS) or not Path(path).is_file():
             raise SystemExit(f"--variant {item!r}: want LABEL=RECIPE_FILE, a new label")
         out.append(Sink(label, Path(path).resolve()))
     return out
@@ -293,7 +294,7 @@ def run_p1(run: Run, args: argparse.Namespace, sinks: list[Sink], _: dict) -> di
                            "Mongo reachable: the drain runs meanwhile"}
     keys = 50 if args.smoke else 1000
     warmup = 0.2 if args.smoke else 1.0
-    configs = [Sink("bare"), *([Sink(NOOP_LABEL)] if args.p1_floor else []), *sinks]
+    configs = [Sink("bare"), *([Sink(x) for x in FLOOR_LABELS] if args.p1_floor else []), *sinks]
     rounds: dict[str, list[dict[str, Any]]] = {s.label: [] for s in configs}
     for round_no in range(args.p1_rounds):
         for sink in configs:

@@ -42,6 +42,14 @@ NOOP_KEYSREADER = (
     ".register(mode='sync', prefix='MovieEntity:*', readValue=False)"
 )
 NOOP_LABEL = "noop-keysreader"
+# The floor of rgsync's model (a change must reach a stream): one XADD of the key, nothing else.
+XADD_KEYSREADER = (
+    "GB('KeysReader', desc='bench: sync KeysReader doing one XADD of the key')"
+    ".foreach(lambda r: execute('XADD', '_bench-xadd-floor-{%s}' % hashtag(), '*', 'k',"
+    " r['key'])).register(mode='sync', prefix='MovieEntity:*', readValue=False)"
+)
+XADD_LABEL = "xadd-keysreader"
+FLOOR_LABELS = {NOOP_LABEL: NOOP_KEYSREADER, XADD_LABEL: XADD_KEYSREADER}
 
 
 @dataclass(frozen=True)
@@ -57,8 +65,8 @@ class Sink:
         if self.label == "bare":
             return 0.0
         cluster = cluster_enabled(redis_url)
-        if self.label == NOOP_LABEL:
-            pyexecute(redis_url, NOOP_KEYSREADER)
+        if self.label in FLOOR_LABELS:
+            pyexecute(redis_url, FLOOR_LABELS[self.label])
         elif self.label == "stock":
             code = STOCK_RECIPE.format(url=mongo_url_from_redis, db=database)
             pyexecute(redis_url, code, "REQUIREMENTS", *REQUIREMENTS)
