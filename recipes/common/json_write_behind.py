@@ -42,17 +42,19 @@ recipe's pin when Redis restarts). Where it differs from stock rgsync:
   batches prove the new KeysReader live: they unregister the old one, and are held back
   (raising, so Gears retries them) until the old StreamReader has written this shard's old
   stream to the end (an older version's stream holds whole documents; its own reader
-  writes them). Every old change of a key is written before any new one; a change queued
-  twice is written twice, with the same final state. On a cluster each shard hands over on
-  its own; the idle old StreamReader is retired by `wbload deploy` once every shard's old
-  stream is empty (`wait_for_predecessors`).
+  writes them). Every old change of a key is written before any new one (on a cluster once
+  the old KeysReader is retired; until then, whenever the old stream is empty both readers
+  write, each a change's state at or after it, so both end on the key's final state); a
+  change queued twice is written twice, with the same final state. On a cluster each
+  shard hands over on its own; the idle old StreamReader is retired by `wbload deploy` once
+  every shard's old stream is empty (`wait_for_predecessors`).
 """
 import json
 import time
 import uuid
-from contextlib import suppress
 
 from common.registrations import note, predecessor_stream, take_over
+from redisgears import atomicCtx
 from redisgears import executeCommand as execute
 from redisgears import getMyHashTag as hashtag
 
@@ -186,16 +188,20 @@ def read_changes(records, name, key_field, id_start, dataKey):
                 snapshots[key] = record['value'].get(SNAPSHOT)
     if not last:
         return []
-    keys = list(last)
-    documents = read_documents(keys)
-    gone = [key for key in keys if documents[key][0] is None and documents[key][1] is None]
-    expired = dict(zip(gone, execute('HMGET', housekeeping_name(name), *gone))) if gone else {}
+    # One view of the keys: an async step releases Redis between commands, so a key read as
+    # gone could otherwise be re-created (or expire again) before its TYPE or marker is read.
+    with atomicCtx():
+        documents = read_documents(list(last))
+        keys = [key for key in last if key in documents]  # the others moved to another shard
+        gone = [key for key in keys if documents[key] == (None, None)]
+        expired = (dict(zip(gone, execute('HMGET', housekeeping_name(name), *gone)))
+                   if gone else {})
+        kinds = dict((key, execute('TYPE', key)) for key in gone)
     changes = []
     for key in keys:
         record = last[key]
         document, error = documents[key]
-        kind = execute('TYPE', key) if key in gone else None
-        op, error = operation_of(document, error, kind)
+        op, error = operation_of(document, error, kinds.get(key))
         value = {'_original_key': key, key_field: key[id_start:], '#': op}
         if error is not None:
             value['_error'] = error
@@ -244,7 +250,8 @@ def snapshot_of(key):
 
 
 def read_documents(keys):
-    """key -> (its JSON document or None, an error or None)."""
+    """key -> (its JSON document or None, an error or None); a key whose slot this shard no
+    longer owns (resharding moved it: its new shard queues it on arrival) is left out."""
     try:
         return dict((key, (document, None))
                     for key, document in zip(keys, execute('JSON.MGET', *(keys + ['.']))))
@@ -255,7 +262,8 @@ def read_documents(keys):
         try:
             documents[key] = (execute('JSON.GET', key), None)
         except Exception as e:  # e.g. WRONGTYPE: the sink dead-letters it, saying why
-            documents[key] = (None, 'not a JSON document: %s' % e)
+            if 'not permitted' not in str(e):
+                documents[key] = (None, 'not a JSON document: %s' % e)
     return documents
 
 
@@ -278,9 +286,10 @@ def forget_housekeeping(records, name):
         return
     keys = list(ids)
     marker = housekeeping_name(name)
-    for key, seen in zip(keys, execute('HMGET', marker, *keys)):
-        if seen == ids[key]:
-            execute('HDEL', marker, key)
+    with atomicCtx():  # an expiry between HMGET and HDEL must keep its newer marker
+        for key, seen in zip(keys, execute('HMGET', marker, *keys)):
+            if seen == ids[key]:
+                execute('HDEL', marker, key)
 
 
 def id_key(entry_id):
@@ -310,8 +319,11 @@ def wait_for_predecessors(name, predecessors, registered_at):
     if keys_readers and (not in_cluster()
                          or time.time() - registered_at >= CLUSTER_HANDOVER_GRACE_S):
         for predecessor in keys_readers:
-            with suppress(Exception):  # already unregistered (e.g. by wbload after deploy)
+            try:
                 execute('RG.UNREGISTER', predecessor['id'])
+            except Exception as e:  # already unregistered (e.g. by wbload) is fine; else
+                if 'not registered' not in str(e):  # raise: Gears retries the batch
+                    raise
             note(name, 'version %s no longer queues changes' % predecessor['version'])
             predecessors.remove(predecessor)
         keys_readers = []

@@ -6,11 +6,12 @@ The same recipe against Gears' Python 3.7, a real Redis and Mongo is in tests/e2
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +33,27 @@ class Shard:
         self.ttl: dict[str, int] = {}  # key -> PTTL in ms, for keys that have one
         self.config = {"maxmemory-policy": "noeviction", "maxmemory": "0"}
         self.commands: list[tuple] = []
+        self.atomic: list[tuple] = []  # the commands sent inside an atomicCtx block
+        self.depth = 0
+        self.moved: set[str] = set()  # keys of slots another shard owns now
+        self.unregister_error = "execution is not registered"
         self.clock = 100
+
+    @contextlib.contextmanager
+    def atomic_block(self) -> Iterator[None]:
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
 
     def execute(self, *args: Any) -> Any:
         self.commands.append(args)
+        if self.depth:
+            self.atomic.append(args)
         name, rest = args[0], list(args[1:])
+        if name in ("JSON.GET", "JSON.MGET") and self.moved & set(rest):
+            raise RuntimeError("Operation not permitted")
         if name == "JSON.GET":
             return self.json.get(rest[0])
         if name == "PTTL":
@@ -71,6 +88,10 @@ class Shard:
             return len(self.stream)
         if name == "RG.DUMPREGISTRATIONS":
             return []
+        if name == "RG.UNREGISTER":
+            raise RuntimeError(self.unregister_error)
+        if name == "RG.INFOCLUSTER":
+            return "no cluster mode"
         raise AssertionError(f"unexpected command {args}")
 
     def records(self) -> list[dict]:
@@ -128,6 +149,7 @@ def recipe(shard: Shard, monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     gears = types.ModuleType("redisgears")
     gears.executeCommand = shard.execute  # type: ignore[attr-defined]
     gears.getMyHashTag = lambda: "06S"  # type: ignore[attr-defined]
+    gears.atomicCtx = shard.atomic_block  # type: ignore[attr-defined]
     gears.log = lambda *a: None  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "redisgears", gears)
     common = types.ModuleType("common")
@@ -325,3 +347,48 @@ def test_a_sink_that_mirrors_expiry_needs_no_copies(shard: Shard, recipe) -> Non
     queue({"key": "MovieEntity:t", "event": "json.set"})
     assert shard.stream[0][1] == ["k", "MovieEntity:t"]
     assert not [c for c in shard.commands if c[0] in ("PTTL", "CONFIG", "JSON.GET")]
+
+
+def test_a_batch_reads_its_keys_and_checks_markers_in_one_atomic_view(
+        shard: Shard, steps) -> None:
+    """Gears releases Redis between an async step's commands: a key read as gone must not be
+    re-created (a false dead letter) before its TYPE, nor a newer expiry's marker dropped."""
+    queue, write, sink = steps
+    shard.json["MovieEntity:a"] = "{}"
+    queue({"key": "MovieEntity:a", "event": "json.set"})
+    queue({"key": "MovieEntity:g", "event": "expired"})
+    write(shard.records())
+    reads = [c[0] for c in shard.atomic]
+    assert reads == ["JSON.MGET", "HMGET", "TYPE", "HMGET", "HDEL"]
+    assert [c for c in shard.commands if c[0] in ("TYPE", "HDEL")] == [
+        c for c in shard.atomic if c[0] in ("TYPE", "HDEL")]
+
+
+def test_a_key_resharding_moved_away_is_left_to_its_new_shard(shard: Shard, steps) -> None:
+    queue, write, sink = steps
+    shard.json["MovieEntity:stay"] = '{"v": 1}'
+    queue({"key": "MovieEntity:stay", "event": "json.set"})
+    queue({"key": "MovieEntity:moved", "event": "del"})  # MIGRATE deletes it here
+    shard.moved.add("MovieEntity:moved")
+    write(shard.records())
+    assert sink.batches == [[{"_original_key": "MovieEntity:stay", "movieId": "stay",
+                              "#": "=", "redisgears": '{"v": 1}'}]]
+    assert shard.stream == []  # written (by its new shard) is not ours to keep
+
+
+def test_the_handover_retries_when_the_old_keysreader_cannot_be_unregistered(
+        shard: Shard, recipe, monkeypatch: pytest.MonkeyPatch) -> None:
+    old = {"id": "0000-1", "version": "0.9.0"}
+    registrations = sys.modules["common.registrations"]
+    monkeypatch.setattr(registrations, "take_over", lambda name, version: [dict(old)])
+    monkeypatch.setattr(recipe, "take_over", registrations.take_over, raising=False)
+    queue, write, sink = register(recipe, Sink())
+    shard.json["MovieEntity:1"] = "{}"
+    queue({"key": "MovieEntity:1", "event": "json.set"})
+    shard.unregister_error = "Cluster is down"
+    with pytest.raises(RuntimeError, match="Cluster is down"):
+        write(shard.records())
+    assert sink.batches == [] and len(shard.stream) == 1  # nothing written, nothing trimmed
+    shard.unregister_error = "execution is not registered"  # retired meanwhile: fine
+    write(shard.records())
+    assert len(sink.batches) == 1 and shard.stream == []
