@@ -3,7 +3,12 @@
 A thread collects `collect_status` every interval and keeps the result; a scrape returns
 that copy, so any number of scrapers cost Redis nothing more. A failed collection keeps the
 exporter alive: `wbload_redis_up` drops to 0, `wbload_scrape_errors_total` counts it, and one
-log line (no password) says why.
+log line (no password) says why. On a cluster a shard that does not answer is left out of
+the collection and the others are still exported (as far as they serve: with
+`cluster-require-full-coverage yes`, Redis' default, they refuse keyed commands with
+CLUSTERDOWN once the cluster marks the shard failed, and the collection fails as a whole);
+the topology is read again at the next collection, from the named node or, if that is the
+one down, kept as it was.
 
 Gears' triggered/success/failed/aborted are exposed as counters: they only grow while a
 registration lives and restart from 0 when Redis restarts, which is a counter reset that
@@ -17,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import start_http_server
@@ -25,6 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from .connection import RedisTarget
+from .errors import RedisUnreachable
 from .redact import redact
 from .status import ReaderStatus, StatusReport, collect_status
 from .topology import Deployment, open_deployment, target_address
@@ -139,6 +145,7 @@ class Exporter(Collector):
         self._connect = connect
         self._clock = clock
         self._deployment: Deployment | None = None
+        self._stale = False  # a shard was down: read the topology again next time
         self._errors: dict[str, int] = {}
         self._lock = threading.Lock()
         self._snapshot = Snapshot(None, {})
@@ -152,17 +159,27 @@ class Exporter(Collector):
     def collect_once(self) -> Snapshot:
         """One collection; never raises for Redis trouble (it is counted and logged)."""
         started = time.monotonic()
+        report, up, down = None, {}, []
         try:
-            deployment = self._deployment or self._connect(self.target)
-            self._deployment = deployment
+            deployment = self._current()
+            up = self._answering(deployment)
+            down = [address for address, ok in up.items() if not ok]
+            live = [shard for shard in deployment.shards if up[shard.address]]
+            if not live:
+                raise RedisUnreachable(f"no shard of {deployment.display} answers PING")
+            if down:
+                self._count(down)
+                self._stale = True
+                log.warning("wbload monitor: %s did not answer; exporting the other shards",
+                            ", ".join(down))
+                deployment = replace(deployment, shards=live)
             report = collect_status(deployment, pymongo=False, orphans=False)
-            up = {shard.address: True for shard in deployment.shards}
         except Exception as e:  # noqa: BLE001 - the exporter must keep serving
-            up = self._answering()
-            # Count the failure against the shards that are down, else (a shard answered
-            # wrongly) against all of them.
-            for shard in [s for s, ok in up.items() if not ok] or list(up):
-                self._errors[shard] = self._errors.get(shard, 0) + 1
+            up = up or self._answering(self._deployment)
+            if not down:  # (shards found down are counted already)
+                # Count the failure against the shards that are down, else (a shard
+                # answered wrongly) against all of them.
+                self._count([s for s, ok in up.items() if not ok] or list(up))
             log.warning("wbload monitor: collecting from %s failed: %s",
                         self.target.display, redact(f"{type(e).__name__}: {e}",
                                                     self.target.secrets))
@@ -174,12 +191,31 @@ class Exporter(Collector):
             self._snapshot = snapshot
         return snapshot
 
-    def _answering(self) -> dict[str, bool]:
+    def _current(self) -> Deployment:
+        """The deployment to collect from: the known one, or the topology read again (after a
+        shard was down; if the named node cannot answer, the shards known so far)."""
+        if self._deployment is not None and not self._stale:
+            return self._deployment
+        try:
+            fresh = self._connect(self.target)
+        except Exception:
+            if self._deployment is None:
+                raise
+            return self._deployment
+        self._forget()
+        self._deployment, self._stale = fresh, False
+        return fresh
+
+    def _count(self, shards: list[str]) -> None:
+        for shard in shards:
+            self._errors[shard] = self._errors.get(shard, 0) + 1
+
+    def _answering(self, deployment: Deployment | None) -> dict[str, bool]:
         """Which shards answer PING now (the named address when none is known)."""
-        if self._deployment is None:
+        if deployment is None:
             return {target_address(self.target): False}
         up = {}
-        for shard in self._deployment.shards:
+        for shard in deployment.shards:
             try:
                 up[shard.address] = bool(shard.client.ping())
             except Exception:  # noqa: BLE001 - down is the answer

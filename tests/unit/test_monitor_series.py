@@ -102,3 +102,63 @@ def test_any_collection_error_keeps_the_exporter_serving(error: Exception) -> No
     exporter = Exporter(RedisTarget("redis://127.0.0.1:1"), 5, connect=fail)
     exporter.collect_once()
     assert exporter.collect()  # a scrape still answers
+
+
+class FakeShardClient:
+    """A shard that answers (no registrations) or, once `down`, refuses every command."""
+
+    def __init__(self) -> None:
+        self.down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise redis.ConnectionError("Error 111 connecting. Connection refused.")
+
+    def ping(self) -> bool:
+        self._check()
+        return True
+
+    def execute_command(self, *args: object) -> list:
+        self._check()
+        assert args == ("RG.DUMPREGISTRATIONS",)
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_shard_that_does_not_answer_leaves_the_others_exported(caplog) -> None:
+    from wbload.topology import Deployment, Shard
+
+    clients = [FakeShardClient(), FakeShardClient(), FakeShardClient()]
+    shards = [Shard(f"h:{i}", c, ((i * 5000, i * 5000 + 4999),))  # type: ignore[arg-type]
+              for i, c in enumerate(clients)]
+    connects = []
+
+    def connect(target: RedisTarget) -> Deployment:
+        connects.append(target)
+        if clients[0].down:  # the named node is the one down: the topology cannot be read
+            raise redis.ConnectionError("Connection refused")
+        return Deployment(target, clients[0], shards, is_cluster=True)  # type: ignore[arg-type]
+
+    exporter = Exporter(RedisTarget("redis://h:0"), 5, connect=connect)
+    assert exporter.collect_once().report is not None and len(connects) == 1
+    clients[0].down = True
+    with caplog.at_level(logging.WARNING, logger="wbload.monitor"):
+        snapshot = exporter.collect_once()
+    assert snapshot.report is not None  # the other two were collected
+    assert snapshot.up == {"h:0": False, "h:1": True, "h:2": True}
+    got = samples(snapshot)
+    assert got[("wbload_redis_up", (("shard", "h:1"),))] == 1
+    assert got[("wbload_scrape_errors_total", (("shard", "h:0"),))] == 1
+    assert got[("wbload_scrape_errors_total", (("shard", "h:1"),))] == 0
+    assert "h:0 did not answer" in caplog.text
+    # next time the topology is read again; the named node still down: the known shards
+    assert exporter.collect_once().up == {"h:0": False, "h:1": True, "h:2": True}
+    assert len(connects) == 2
+    clients[0].down = False
+    snapshot = exporter.collect_once()
+    assert snapshot.up == {"h:0": True, "h:1": True, "h:2": True}
+    assert snapshot.errors == {"h:0": 2} and len(connects) == 3
+    exporter.collect_once()
+    assert len(connects) == 3  # all answered: the topology is kept
