@@ -146,6 +146,7 @@ class Exporter(Collector):
         self._clock = clock
         self._deployment: Deployment | None = None
         self._stale = False  # a shard was down: read the topology again next time
+        self._silent: list[str] = []  # the shards found down, as last logged
         self._errors: dict[str, int] = {}
         self._lock = threading.Lock()
         self._snapshot = Snapshot(None, {})
@@ -167,11 +168,13 @@ class Exporter(Collector):
             live = [shard for shard in deployment.shards if up[shard.address]]
             if not live:
                 raise RedisUnreachable(f"no shard of {deployment.display} answers PING")
+            if down != self._silent:  # one line when it changes, not one per collection
+                log.warning("wbload monitor: %s", f"{', '.join(down)} did not answer; "
+                            "exporting the other shards" if down else "every shard answers")
+                self._silent = down
             if down:
                 self._count(down)
                 self._stale = True
-                log.warning("wbload monitor: %s did not answer; exporting the other shards",
-                            ", ".join(down))
                 deployment = replace(deployment, shards=live)
             report = collect_status(deployment, pymongo=False, orphans=False)
         except Exception as e:  # noqa: BLE001 - the exporter must keep serving
