@@ -145,8 +145,9 @@ class Exporter(Collector):
         self._connect = connect
         self._clock = clock
         self._deployment: Deployment | None = None
-        self._stale = False  # a shard was down: read the topology again next time
-        self._silent: list[str] = []  # the shards found down, as last logged
+        # The shards found down last time (logged once): while any, the next collection
+        # reads the topology again (a failover moves a shard).
+        self._silent: list[str] = []
         self._errors: dict[str, int] = {}
         self._lock = threading.Lock()
         self._snapshot = Snapshot(None, {})
@@ -174,7 +175,6 @@ class Exporter(Collector):
                 self._silent = down
             if down:
                 self._count(down)
-                self._stale = True
                 deployment = replace(deployment, shards=live)
             report = collect_status(deployment, pymongo=False, orphans=False)
         except Exception as e:  # noqa: BLE001 - the exporter must keep serving
@@ -197,7 +197,7 @@ class Exporter(Collector):
     def _current(self) -> Deployment:
         """The deployment to collect from: the known one, or the topology read again (after a
         shard was down; if the named node cannot answer, the shards known so far)."""
-        if self._deployment is not None and not self._stale:
+        if self._deployment is not None and not self._silent:
             return self._deployment
         try:
             fresh = self._connect(self.target)
@@ -206,7 +206,7 @@ class Exporter(Collector):
                 raise
             return self._deployment
         self._forget()
-        self._deployment, self._stale = fresh, False
+        self._deployment = fresh
         return fresh
 
     def _count(self, shards: list[str]) -> None:
