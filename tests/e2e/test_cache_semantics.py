@@ -63,8 +63,7 @@ def marker_written(client: redis.Redis, db: Database[Any], gears_url: str) -> No
 # --- expiry and eviction -------------------------------------------------------------------
 def test_expired_keys_keep_their_mongo_documents_and_del_still_deletes(
         deployment, mongo, mongo_db) -> None:
-    gears, gears_clean = deployment, deployment.client()
-    client = gears_clean
+    gears, client = deployment, deployment.client()
     assert deploy(gears.url, mongo.url_from_redis, mongo_db).exit_code == 0
     ids = [f"t{i}" for i in range(20)]
     expected = write_movies(client, ids)
@@ -80,8 +79,7 @@ def test_expired_keys_keep_their_mongo_documents_and_del_still_deletes(
 
 def test_delete_on_expiry_true_mirrors_expiry(
         deployment, mongo, mongo_db) -> None:
-    gears, gears_clean = deployment, deployment.client()
-    client = gears_clean
+    gears, client = deployment, deployment.client()
     deployed = deploy(gears.url, mongo.url_from_redis, mongo_db,
                       "--param", "DELETE_ON_EXPIRY=True")
     assert deployed.exit_code == 0, deployed.output
@@ -145,9 +143,9 @@ def test_deploy_warns_when_redis_may_evict_the_stream(gears, mongo, mongo_db,
 # --- the unique index ----------------------------------------------------------------------
 def test_unique_index_on_the_key_field_after_the_first_batch(
         deployment, mongo, mongo_db) -> None:
-    gears, gears_clean = deployment, deployment.client()
+    gears, client = deployment, deployment.client()
     assert deploy(gears.url, mongo.url_from_redis, mongo_db).exit_code == 0
-    wait_mirrored(mongo_db, write_movies(gears_clean, ["i1"]))
+    wait_mirrored(mongo_db, write_movies(client, ["i1"]))
     indexes = [i for i in mongo_db.movies.index_information().values()
                if i["key"] == [("movieId", 1)]]
     assert [i.get("unique") for i in indexes] == [True], mongo_db.movies.index_information()
@@ -155,11 +153,11 @@ def test_unique_index_on_the_key_field_after_the_first_batch(
 
 def test_duplicates_refuse_the_index_in_one_line_and_nothing_is_lost(
         deployment, mongo, mongo_db) -> None:
-    gears, gears_clean = deployment, deployment.client()
+    gears, client = deployment, deployment.client()
     mongo_db.movies.insert_many([{"movieId": "d", "n": 1}, {"movieId": "d", "n": 2}])
     deployed = deploy(gears.url, mongo.url_from_redis, mongo_db, *QUICK_RETRY)
     assert deployed.exit_code == 0, deployed.output
-    expected = write_movies(gears_clean, ["after-dup"])
+    expected = write_movies(client, ["after-dup"])
     error = wait_for(lambda: stream_reader(gears.url)["last_error"], 30,
                      "the StreamReader's last error")
     assert "duplicate" in error and "keep one per movieId" in error, error
@@ -181,11 +179,10 @@ def dead_letters(gears_url: str) -> list[dict[str, Any]]:
 
 def test_poison_in_a_batch_retried_three_times_is_dead_lettered_once(
         deployment, mongo, mongo_db) -> None:
-    gears, gears_clean = deployment, deployment.client()
+    gears, client = deployment, deployment.client()
     if not mongo.can_restart:
         pytest.skip(f"environment: MongoDB given by {selection.MONGO_URL} "
                     f"({mongo.description}); the bench cannot stop and start it")
-    client = gears_clean
     deployed = deploy(gears.url, mongo.url_from_redis, mongo_db, *QUICK_RETRY,
                       "--param", "MONGO_TIMEOUT_MS=300")
     assert deployed.exit_code == 0, deployed.output
@@ -248,8 +245,7 @@ def test_dead_letter_stream_stays_within_its_bound(gears, mongo, mongo_db, gears
 # --- the loader ----------------------------------------------------------------------------
 def test_a_deploy_that_does_not_push_leaves_the_secret_alone(
         deployment, mongo, mongo_db) -> None:
-    gears, gears_clean = deployment, deployment.client()
-    client = gears_clean
+    gears, client = deployment, deployment.client()
     key = "wbload:secret:movies"
     url = mongo.url_from_redis
     first = deploy(gears.url, url, mongo_db, "--secret-key", key, "--param", "VERSION=1.1.0")
@@ -289,8 +285,7 @@ class NewKeyWriter(threading.Thread):
 
 def test_force_under_a_writer_loses_nothing(
         deployment, mongo, mongo_db) -> None:
-    gears, gears_clean = deployment, deployment.client()
-    client = gears_clean
+    gears, client = deployment, deployment.client()
     # A long batch duration keeps changes waiting in the stream when --force comes.
     first = deploy(gears.url, mongo.url_from_redis, mongo_db,
                    "--param", "BATCH_DURATION_MS=3000", "--param", "BATCH_SIZE=100000")
@@ -319,8 +314,7 @@ def test_force_under_a_writer_loses_nothing(
 
 def test_resync_all_skips_a_redis_om_index_key_and_mirrors_every_document(
         deployment, mongo, mongo_db) -> None:
-    gears, gears_clean = deployment, deployment.client()
-    client = gears_clean
+    gears, client = deployment, deployment.client()
     assert deploy(gears.url, mongo.url_from_redis, mongo_db).exit_code == 0
     ids = [f"r{i}" for i in range(80)]
     expected = write_movies(client, ids)
