@@ -47,7 +47,8 @@ from .sinks import (
     Sink,
     backlog,
     backlog_per_shard,
-    reset,
+    clean_up,
+    deploy_clean,
     stream_reader_stats,
 )
 
@@ -111,12 +112,7 @@ def warm_up(client: Client, coll: Any, timeout: float) -> int:
 def drain(sink: Sink, run: Any, n: int, outage: str = "stall", poll: float = 0.05,
           timeout: float = 600) -> dict:
     """Drain figures for `sink` (see the module doc)."""
-    client, mongo = run.redis(), run.mongo()
-    database = run.database(f"p2_{sink.label}")
-    coll = mongo[database][COLLECTION]
-    reset(client)
-    mongo.drop_database(database)
-    deploy_s = sink.deploy(run.redis_url, run.mongo_url_from_redis, database)
+    client, coll, deploy_s = deploy_clean(sink, run, f"p2_{sink.label}")
     warm = warm_up(client, coll, timeout=120)
     items = docs.movies(n)
     paused = time.monotonic()
@@ -152,8 +148,7 @@ def drain(sink: Sink, run: Any, n: int, outage: str = "stall", poll: float = 0.0
     if sample is None or any(sample.get(k) != v for k, v in expected.items()):
         raise AssertionError(f"{sink.label}: document {n - 1} in Mongo differs from Redis")
     stats = stream_reader_stats(client) or {}
-    reset(client)
-    mongo.drop_database(database)
+    clean_up(client, coll)
     return {
         "n": n,
         "deploy_s": round(deploy_s, 3),

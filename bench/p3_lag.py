@@ -25,7 +25,7 @@ import redis
 from . import docs
 from .env import Client
 from .p2_drain import _stats, warm_up
-from .sinks import COLLECTION, Sink, backlog, reset, stream_reader_stats
+from .sinks import Sink, backlog, clean_up, deploy_clean, stream_reader_stats
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -37,12 +37,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def lag(sink: Sink, run: Any, rate: float, seconds: float, poll: float = 0.01,
         tick: float = 0.01, batch_duration_ms: int = 100) -> dict:
-    client, mongo = run.redis(), run.mongo()
-    database = run.database(f"p3_{sink.label}")
-    coll = mongo[database][COLLECTION]
-    reset(client)
-    mongo.drop_database(database)
-    sink.deploy(run.redis_url, run.mongo_url_from_redis, database)
+    client, coll, _ = deploy_clean(sink, run, f"p3_{sink.label}")
     warm = warm_up(client, coll, timeout=120)
 
     n = max(1, int(rate * seconds))
@@ -103,9 +98,8 @@ def lag(sink: Sink, run: Any, rate: float, seconds: float, poll: float = 0.01,
     lags = [(visible[j] - sent[j]) * 1000 for j in range(n)]
     stats = stream_reader_stats(client) or {}
     left = backlog(client)
-    reset(client)
     writer_client.close()
-    mongo.drop_database(database)
+    clean_up(client, coll)
     p99 = percentile(lags, 99)
     return {
         "rate_target": rate,

@@ -46,7 +46,7 @@ import redis
 from . import docs
 from .env import Client, cluster_client, primaries
 from .p2_drain import warm_up
-from .sinks import COLLECTION, STREAM_PATTERN, Sink, reset, stream_reader_stats
+from .sinks import STREAM_PATTERN, Sink, clean_up, deploy_clean, stream_reader_stats
 
 COUNTERS = ("numTriggered", "numSuccess", "numFailures", "numAborted")
 
@@ -95,7 +95,7 @@ def _running(stats: dict[str, Any]) -> bool:
     return int(stats.get("numTriggered") or 0) > ended
 
 
-def sample(client: redis.Redis, coll: Any, present: set[str], deleted: set[str],
+def sample(client: Client, coll: Any, present: set[str], deleted: set[str],
            elapsed: float) -> dict[str, Any]:
     """What still waits, read as: Gears' counters, the streams, Mongo, the counters again."""
     before = _gears_stats(client)
@@ -108,7 +108,16 @@ def sample(client: redis.Redis, coll: Any, present: set[str], deleted: set[str],
             "groups": state["groups"]}
 
 
-def settle(client: redis.Redis, coll: Any, present: set[str], deleted: set[str],
+def waiting(s: dict[str, Any]) -> int:
+    """What a sample says still waits: entries unacknowledged, keys wrong in Mongo."""
+    return s["unacked"] + s["missing"] + s["not_deleted"]
+
+
+def _brief(s: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in s.items() if k != "groups"}
+
+
+def settle(client: Client, coll: Any, present: set[str], deleted: set[str],
            started: float, settle_s: float, idle_s: float) -> dict[str, Any]:
     """Observe after the silence until nothing waits, or entries wait with Gears idle for
     `idle_s` (stranded), or `settle_s` passed."""
@@ -116,12 +125,11 @@ def settle(client: redis.Redis, coll: Any, present: set[str], deleted: set[str],
     while True:
         now = time.monotonic()
         last = sample(client, coll, present, deleted, now - started)
-        waiting = last["unacked"] + last["missing"] + last["not_deleted"]
-        if not waiting:
+        if not waiting(last):
             return {"drained_after_s": last["t"], "stranded": 0, "last": last}
         idle_since = None if last["busy"] else (idle_since or now)
         if idle_since is not None and now - idle_since >= idle_s:
-            return {"drained_after_s": None, "stranded": waiting, "last": last}
+            return {"drained_after_s": None, "stranded": waiting(last), "last": last}
         if now - started >= settle_s:
             return {"drained_after_s": None, "stranded": None, "last": last}
         time.sleep(0.25)
@@ -192,12 +200,7 @@ def one_round(sink: Sink, run: Any, round_no: int, bursts: int = 4, clients: int
               idle_s: float = 3.0) -> dict[str, Any]:
     """One deploy, the bursts, the silence. `around` (experiments): a context manager
     factory the bursts run inside (e.g. Mongo down, then back), called with the run."""
-    client, mongo = run.redis(), run.mongo()
-    database = run.database(f"burst_{sink.label}_{round_no}")
-    coll = mongo[database][COLLECTION]
-    reset(client)
-    mongo.drop_database(database)
-    sink.deploy(run.redis_url, run.mongo_url_from_redis, database)
+    client, coll, _ = deploy_clean(sink, run, f"burst_{sink.label}_{round_no}")
     try:
         warm_up(client, coll, timeout=120)
         with (around(run) if around else contextlib.nullcontext()):
@@ -213,7 +216,7 @@ def one_round(sink: Sink, run: Any, round_no: int, bursts: int = 4, clients: int
             time.sleep(min(sample_s, max(0.0, silence_s - elapsed)))
         last = samples[-1]
         wrong = last["missing"] + last["not_deleted"]
-        left = last["unacked"] + wrong
+        left = waiting(last)
         after = (settle(client, coll, present, deleted, ended, silence_s + settle_s, idle_s)
                  if left else {"drained_after_s": None, "stranded": 0, "last": last})
         return {"writes": len(present) + 2 * len(deleted), "deletes": len(deleted),
@@ -221,12 +224,10 @@ def one_round(sink: Sink, run: Any, round_no: int, bursts: int = 4, clients: int
                 "unacked": last["unacked"], "missing": last["missing"],
                 "not_deleted": last["not_deleted"], "xlen": last["xlen"],
                 "busy_at_end": last["busy"], "drained_after_s": after["drained_after_s"],
-                "stranded": after["stranded"], "groups": last.pop("groups"),
-                "samples": [{k: v for k, v in x.items() if k != "groups"} for x in samples],
-                "settled": {k: v for k, v in after["last"].items() if k != "groups"}}
+                "stranded": after["stranded"], "groups": last["groups"],
+                "samples": [_brief(x) for x in samples], "settled": _brief(after["last"])}
     finally:
-        reset(client)
-        mongo.drop_database(database)
+        clean_up(client, coll)
 
 
 def burst(sinks: list[Sink], run: Any, rounds: int, **kw: Any) -> dict[str, Any]:

@@ -170,6 +170,24 @@ def reset(client: Client) -> None:
     _gears_ops.reset(client)
 
 
+def deploy_clean(sink: Sink, run: Any, label: str) -> tuple[Client, Any, float]:
+    """A measurement's clean start: nothing registered or stored in Redis, Mongo's database
+    `label` (run-scoped) dropped, `sink` deployed into it. (Redis client, the collection,
+    seconds the deploy took); `clean_up()` ends it."""
+    client, mongo = run.redis(), run.mongo()
+    database = run.database(label)
+    reset(client)
+    mongo.drop_database(database)
+    deploy_s = sink.deploy(run.redis_url, run.mongo_url_from_redis, database)
+    return client, mongo[database][COLLECTION], deploy_s
+
+
+def clean_up(client: Client, coll: Any) -> None:
+    """Undo deploy_clean(): nothing registered or stored in Redis, the database dropped."""
+    reset(client)
+    coll.database.client.drop_database(coll.database.name)
+
+
 def backlog_per_shard(client: Client) -> list[int]:
     """Changes waiting in the write-behind streams of each primary (slot order)."""
     return [sum(int(node.xlen(k)) for k in node.scan_iter(STREAM_PATTERN, count=1000))

@@ -72,13 +72,9 @@ def cache_miss(sink: Any, run: Run) -> dict[str, Any]:
     """A document only in Mongo, then one application read of its (missing) Redis key:
     is the Mongo document still there two seconds later? (keymiss fires the KeysReader.)"""
     from ..p2_drain import warm_up
-    from ..sinks import COLLECTION, reset
+    from ..sinks import clean_up, deploy_clean
 
-    client = run.redis()
-    database = run.database(f"miss_{sink.label}")
-    coll = run.mongo()[database][COLLECTION]
-    reset(client)
-    sink.deploy(run.redis_url, run.mongo_url_from_redis, database)
+    client, coll, _ = deploy_clean(sink, run, f"miss_{sink.label}")
     try:
         warm_up(client, coll, timeout=120)
         coll.insert_one({"movieId": "only-in-mongo", "title": "x"})
@@ -88,8 +84,7 @@ def cache_miss(sink: Any, run: Run) -> dict[str, Any]:
         return {"label": sink.label, "before_read": before,
                 "after_read": coll.count_documents({"movieId": "only-in-mongo"})}
     finally:
-        reset(client)
-        run.mongo().drop_database(database)
+        clean_up(client, coll)
 
 
 def stranded(sink: Any, run: Run, wait_s: float = 6.0) -> dict[str, Any]:
@@ -102,13 +97,9 @@ def stranded(sink: Any, run: Run, wait_s: float = 6.0) -> dict[str, Any]:
     formats (ours' `_original_key`/`movieId`/`#`/document and key-queue's `k`). Nothing else is
     written: does the change reach Mongo within `wait_s`?"""
     from ..p2_drain import WARM_ID, warm_up
-    from ..sinks import COLLECTION, reset
+    from ..sinks import clean_up, deploy_clean
 
-    client = run.redis()
-    database = run.database(f"stranded_{sink.label}")
-    coll = run.mongo()[database][COLLECTION]
-    reset(client)
-    sink.deploy(run.redis_url, run.mongo_url_from_redis, database)
+    client, coll, _ = deploy_clean(sink, run, f"stranded_{sink.label}")
     try:
         warm_up(client, coll, timeout=120)
         time.sleep(1.0)
@@ -135,8 +126,7 @@ def stranded(sink: Any, run: Run, wait_s: float = 6.0) -> dict[str, Any]:
                 "recovered_after_s": next((x["t"] for x in samples
                                            if not x["unacked"] and not x["mongo_stale"]), None)}
     finally:
-        reset(client)
-        run.mongo().drop_database(database)
+        clean_up(client, coll)
 
 
 def main(argv: list[str] | None = None) -> int:
